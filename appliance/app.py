@@ -1,0 +1,65 @@
+"""One running appliance: the broker core, its listeners, the webhook stage and the HTTP
+server, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+
+from .broker import Broker
+from .config.model import Config
+from .listeners.tcp import TcpListener
+from .metrics import HttpServer, create_registry
+from .webhook import WebhookStage
+
+log = logging.getLogger(__name__)
+
+_CONNECTION_STOP_TIMEOUT = 1.0  # seconds for connections to flush their last packets
+
+
+class Appliance:
+    """Builds every part from a `Config`; `start()` and `stop()` are all there is."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.broker = Broker(config.mqtt)
+        self.registry = create_registry(self.broker)
+        self.webhook = WebhookStage(config.webhook, self.registry) if config.webhook else None
+        if self.webhook is not None:
+            self.broker.add_hooks(self.webhook)
+        self.listeners = [TcpListener(listener, self.broker) for listener in config.listeners]
+        self.http = (HttpServer(config.http_server, self.registry, self.broker, self)
+                     if config.http_server else None)
+        self._accepting = False
+        self._started = False
+
+    # Answers for /healthz and /readyz.
+    def healthy(self) -> bool:
+        return self._started
+
+    def ready(self) -> bool:
+        return self._accepting
+
+    def start(self) -> None:
+        self.broker.start()
+        if self.webhook is not None:
+            self.webhook.start()
+        for listener in self.listeners:
+            listener.start()
+        if self.http is not None:
+            self.http.start()
+        self._started = self._accepting = True
+
+    def stop(self) -> None:
+        """Stop accepting, disconnect clients, drain the webhook queue, stop serving HTTP."""
+        log.info("shutting down")
+        self._accepting = False
+        for listener in self.listeners:
+            listener.close()
+        self.broker.stop()
+        for listener in self.listeners:
+            listener.stop(_CONNECTION_STOP_TIMEOUT)
+        if self.webhook is not None:
+            self.webhook.stop(self.config.webhook.drain_timeout)
+        if self.http is not None:
+            self.http.stop()
+        log.info("stopped")

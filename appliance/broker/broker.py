@@ -1,0 +1,272 @@
+"""The routing core: sessions, the subscription tree, retained messages and wills.
+
+Everything here runs on the connection greenlets that call it; nothing blocks. The broker
+knows clients only through `Client` (protocol state of one connection) and never touches
+a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import gevent
+
+from ..config.model import MqttConfig
+from .hooks import BrokerHooks, ClientInfo
+from .message import Message
+from .retained import RetainedStore
+from .session import NEVER_EXPIRES, Session, SubscriptionOptions
+from .stats import BrokerStats
+from .topics import TopicTree, parse_shared
+
+log = logging.getLogger(__name__)
+
+
+class Broker:
+    """Routes messages between sessions; owns every session and subscription."""
+
+    def __init__(self, config: MqttConfig) -> None:
+        self.config = config
+        self.stats = BrokerStats()
+        self.sessions: dict[str, Session] = {}
+        self.clients: set = set()  # connected clients (CONNACK success sent)
+        self.subscriptions = TopicTree()
+        self.retained = RetainedStore()
+        self._hooks: list[BrokerHooks] = []
+        self._retry_loop = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def add_hooks(self, hooks: BrokerHooks) -> None:
+        self._hooks.append(hooks)
+
+    def start(self) -> None:
+        self._retry_loop = gevent.spawn(self._retry_unacknowledged)
+
+    def stop(self) -> None:
+        """Disconnect every client (v5: DISCONNECT 0x8B) and stop timers."""
+        if self._retry_loop is not None:
+            self._retry_loop.kill(block=False)
+        for client in list(self.clients):
+            client.shut_down()
+        for session in self.sessions.values():
+            for timer in (session.expiry_timer, session.will_timer):
+                if timer is not None:
+                    timer.kill(block=False)
+
+    # -- numbers for metrics ---------------------------------------------------------
+
+    def connection_count(self) -> int:
+        return len(self.clients)
+
+    def session_count(self) -> int:
+        return len(self.sessions)
+
+    def subscription_count(self) -> int:
+        return self.subscriptions.count
+
+    def topic_count(self) -> int:
+        return self.subscriptions.topic_count()
+
+    def retained_count(self) -> int:
+        return len(self.retained)
+
+    def inflight_count(self) -> int:
+        return sum(len(s.inflight) for s in self.sessions.values())
+
+    # -- hooks -----------------------------------------------------------------------
+
+    def notify_connack(self, info: ClientInfo, reason_code: int) -> None:
+        for hook in self._hooks:
+            try:
+                hook.on_client_connack(info, reason_code)
+            except Exception:
+                log.exception("hook %r failed in on_client_connack", hook)
+
+    def notify_disconnected(self, info: ClientInfo, reason: str) -> None:
+        for hook in self._hooks:
+            try:
+                hook.on_client_disconnected(info, reason)
+            except Exception:
+                log.exception("hook %r failed in on_client_disconnected", hook)
+
+    # -- connections -----------------------------------------------------------------
+
+    def attach(self, client, clean_start: bool, expiry_interval: int) -> bool:
+        """Bind `client` to the session of its client id, taking over any connection that
+        holds it; returns whether an existing session was resumed."""
+        client_id = client.info.client_id
+        session = self.sessions.get(client_id)
+        if session is not None and session.client is not None:
+            old = session.client
+            session.client = None
+            old.session = None
+            old.take_over()
+        if session is not None:
+            for timer in (session.expiry_timer, session.will_timer):
+                if timer is not None:
+                    timer.kill(block=False)
+            session.expiry_timer = session.will_timer = None
+            if clean_start:
+                self._end_session(session)
+                session = None
+        resumed = session is not None
+        if session is None:
+            session = Session(client_id, self.stats, self.config.max_mqueue_len)
+            self.sessions[client_id] = session
+        session.expiry_interval = expiry_interval
+        session.client = client
+        client.session = session
+        self.clients.add(client)
+        self.stats.connections_accepted += 1
+        return resumed
+
+    def detach(self, client) -> None:
+        """The connection of an accepted client is gone: publish its will (unless it said
+        goodbye properly), and end its session now or when it expires."""
+        self.clients.discard(client)
+        session = client.session
+        client.session = None
+        will = client.will
+        if session is None:  # taken over: the new connection owns the session now
+            if will is not None:
+                self.publish(self._will_message(client), client.info)
+            return
+        session.client = None
+        expiry = session.expiry_interval
+        if will is not None:  # a normal DISCONNECT has already discarded it
+            delay = will.properties.get("will_delay_interval", 0)
+            if delay and expiry:
+                delay = min(delay, expiry) if expiry != NEVER_EXPIRES else delay
+                session.will_timer = gevent.spawn_later(delay, self._publish_will, client, session)
+            else:
+                self.publish(self._will_message(client), client.info)
+        if expiry == 0:
+            self._end_session(session)
+        elif expiry != NEVER_EXPIRES:
+            session.expiry_timer = gevent.spawn_later(expiry, self._expire_session, session)
+
+    def _publish_will(self, client, session: Session) -> None:
+        session.will_timer = None
+        self.publish(self._will_message(client), client.info)
+
+    def _will_message(self, client) -> Message:
+        will = client.will
+        client.will = None
+        properties = {k: v for k, v in will.properties.items() if k != "will_delay_interval"}
+        expiry = properties.get("message_expiry_interval")
+        return Message(
+            will.topic, will.payload, will.qos, will.retain, client.info.client_id,
+            client.info.username, int(time.time() * 1000), properties,
+            time.monotonic() + expiry if expiry is not None else None,
+        )
+
+    def _expire_session(self, session: Session) -> None:
+        session.expiry_timer = None
+        if session.will_timer is not None:  # the will is due when the session ends
+            session.will_timer.kill(block=False)
+            session.will_timer = None
+        if self.sessions.get(session.client_id) is session and session.client is None:
+            log.debug("session %s expired", session.client_id)
+            self._end_session(session)
+
+    def _end_session(self, session: Session) -> None:
+        for topic_filter in session.subscriptions:
+            group, plain_filter = parse_shared(topic_filter)
+            self.subscriptions.remove(plain_filter, session.client_id, group)
+        session.subscriptions.clear()
+        if session.pending:
+            self.stats.messages_dropped["session_ended"] += len(session.pending)
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    def subscribe(self, session: Session, topic_filter: str, group: str | None, plain_filter: str,
+                  options: SubscriptionOptions) -> bool:
+        """Add or replace a subscription; returns whether it already existed."""
+        existed = topic_filter in session.subscriptions
+        session.subscriptions[topic_filter] = options
+        self.subscriptions.add(plain_filter, session.client_id, options, group)
+        return existed
+
+    def unsubscribe(self, session: Session, topic_filter: str) -> bool:
+        if session.subscriptions.pop(topic_filter, None) is None:
+            return False
+        group, plain_filter = parse_shared(topic_filter)
+        self.subscriptions.remove(plain_filter, session.client_id, group)
+        return True
+
+    # -- routing ---------------------------------------------------------------------
+
+    def publish(self, message: Message, publisher: ClientInfo | None) -> int:
+        """Route one message to every matching session; returns how many it reached."""
+        for hook in self._hooks:
+            try:
+                hook.on_message_publish(publisher, message)
+            except Exception:
+                log.exception("hook %r failed in on_message_publish", hook)
+        if message.retain:
+            self.retained.store(message)
+        subscribers, groups = self.subscriptions.match(message.topic)
+        sessions = self.sessions
+        delivered = 0
+        if len(subscribers) == 1 and not groups:  # the common case: no overlap to merge
+            client_id, options = subscribers[0]
+            if not (options.no_local and client_id == message.publisher_id):
+                qos = message.qos if message.qos < options.qos else options.qos
+                ids = (options.identifier,) if options.identifier else ()
+                sessions[client_id].deliver(message, qos, message.retain and options.retain_as_published, ids)
+                delivered = 1
+        else:
+            delivered = self._deliver_merged(message, subscribers) + self._deliver_shared(message, groups)
+        if not delivered:
+            self.stats.messages_dropped["no_subscribers"] += 1
+        return delivered
+
+    def _deliver_merged(self, message: Message, subscribers: list) -> int:
+        """Overlapping subscriptions of one client get one copy, at the highest QoS granted,
+        with every matching Subscription Identifier (MQTT 5.0 section 3.3.4)."""
+        merged: dict[str, list] = {}
+        for client_id, options in subscribers:
+            if options.no_local and client_id == message.publisher_id:
+                continue
+            entry = merged.get(client_id)
+            if entry is None:
+                entry = merged[client_id] = [0, False, []]
+            if options.qos > entry[0]:
+                entry[0] = options.qos
+            entry[1] = entry[1] or options.retain_as_published
+            if options.identifier:
+                entry[2].append(options.identifier)
+        for client_id, (granted, retain_as_published, ids) in merged.items():
+            qos = message.qos if message.qos < granted else granted
+            self.sessions[client_id].deliver(message, qos, message.retain and retain_as_published, tuple(ids))
+        return len(merged)
+
+    def _deliver_shared(self, message: Message, groups: list) -> int:
+        """Each share group gets one copy, round-robin over its connected members."""
+        delivered = 0
+        for members in groups:
+            candidates = [cid for cid in members if self.sessions[cid].client is not None] or list(members)
+            client_id = candidates[members.cursor % len(candidates)]
+            members.cursor += 1
+            options = members[client_id]
+            qos = message.qos if message.qos < options.qos else options.qos
+            ids = (options.identifier,) if options.identifier else ()
+            self.sessions[client_id].deliver(message, qos, False, ids)
+            delivered += 1
+        return delivered
+
+    def _retry_unacknowledged(self) -> None:
+        """MQTT 3.1.1 clients get unacknowledged messages again after `retry_interval`
+        (MQTT 5 forbids resending on a live connection)."""
+        interval = self.config.retry_interval
+        while True:
+            gevent.sleep(interval)
+            for client in list(self.clients):
+                session = client.session
+                if client.protocol_version < 5 and session is not None and session.inflight:
+                    session.resend(older_than=interval)
+

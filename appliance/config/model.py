@@ -1,0 +1,128 @@
+"""The validated configuration: frozen dataclasses built once at start from nanomq.conf.
+
+Nothing outside `appliance.config` reads HOCON; every module receives its own part of
+`Config`. Durations are float seconds, sizes are int bytes, whatever the file wrote.
+Defaults follow NanoMQ's where they are safe for an edge box; where NanoMQ's are not
+(e.g. its 260 MB packet limit), the safer value is ours and the README says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """One MQTT listener: `listeners.tcp { bind }` or `listeners.tcp.<name> { bind }`."""
+
+    name: str  # "tcp" for the unnamed one, else "tcp.<name>"
+    host: str
+    port: int  # 0 asks the OS for a free port (tests)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """The `mqtt { ... }` block, NanoMQ's meanings."""
+
+    max_packet_size: int = 1024 * 1024  # bytes, both directions; NanoMQ default is 260 MB
+    max_mqueue_len: int = 2048  # messages queued per offline/slow session, oldest dropped
+    retry_interval: float = 10.0  # seconds before an unacknowledged QoS 1/2 message is resent
+    keepalive_multiplier: float = 1.25  # close after keepalive * this without a packet
+    max_inflight_window: int = 2048  # unacknowledged QoS 1/2 messages per session
+    property_size: int = 32  # max number of user properties per packet
+    max_topic_alias: int = 65535  # Topic Alias Maximum we announce and accept
+    connect_timeout: float = 10.0  # seconds a socket may stay open without CONNECT (ours)
+
+
+@dataclass(frozen=True)
+class LogRotation:
+    size: int = 10 * 1024 * 1024
+    count: int = 5
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """The `log { ... }` block."""
+
+    to: tuple[str, ...] = ("console",)  # "console", "file"
+    level: str = "warn"  # NanoMQ names: trace, debug, info, warn, error, fatal
+    dir: str = "/tmp"
+    file: str = "nanomq.log"
+    rotation: LogRotation = field(default_factory=LogRotation)
+
+
+@dataclass(frozen=True)
+class HttpServerConfig:
+    """The `http_server { ... }` block: metrics, health and NanoMQ's /api/v4 endpoints."""
+
+    port: int = 8081
+    bind: str = "0.0.0.0"  # ours; NanoMQ always binds every interface
+    username: str = "admin"
+    password: str = field(default="public", repr=False)  # never printed
+    auth_type: str = "basic"  # "basic" or "no_auth"
+
+
+@dataclass(frozen=True)
+class WebhookRule:
+    """One entry of `webhook.events`: the event (lower-cased) and an optional topic filter."""
+
+    event: str  # "on_client_connack", "on_client_disconnected", "on_message_publish", ...
+    topic: str | None = None  # only meaningful for on_message_publish; None matches every topic
+    index: int = 0  # position in the file, for messages ("webhook.events[2]")
+
+
+@dataclass(frozen=True)
+class WebhookTls:
+    """`webhook.ssl { ... }` (alias `webhook.tls`), used for https URLs."""
+
+    cacertfile: str | None = None  # None: the system trust store
+    certfile: str | None = None  # client certificate
+    keyfile: str | None = None
+    key_password: str | None = field(default=None, repr=False)
+    verify_peer: bool = True
+
+
+@dataclass(frozen=True)
+class WebhookRetry:
+    """`webhook.retry { ... }` (ours): capped exponential backoff with jitter."""
+
+    max_attempts: int = 8  # including the first try; then the event is failed and counted
+    backoff_min: float = 0.1  # seconds
+    backoff_max: float = 30.0  # seconds
+
+
+@dataclass(frozen=True)
+class WebhookQueue:
+    """`webhook.queue { ... }` (ours): the bounded queue and the optional disk spool."""
+
+    max_len: int = 100_000  # events held in memory across all partitions
+    spool_dir: str | None = None  # None: overflow is dropped oldest-first and counted
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """The `webhook { ... }` block (see shared/spec/webhook.md)."""
+
+    url: str
+    rules: tuple[WebhookRule, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # as written; Content-Type added if absent
+    encoding: str = "plain"  # "plain", "base64", "base62"
+    pool_size: int = 32
+    cancel_timeout: float = 5.0  # seconds (the file says ms, as NanoMQ does)
+    enable: bool = True
+    tls: WebhookTls = field(default_factory=WebhookTls)
+    retry: WebhookRetry = field(default_factory=WebhookRetry)
+    queue: WebhookQueue = field(default_factory=WebhookQueue)
+    drain_timeout: float = 5.0  # seconds to deliver what is queued at SIGTERM
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the appliance runs with."""
+
+    listeners: tuple[ListenerConfig, ...] = (ListenerConfig("tcp", "0.0.0.0", 1883),)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    http_server: HttpServerConfig | None = field(default_factory=HttpServerConfig)
+    webhook: WebhookConfig | None = None  # None: no webhook block, or enable = false
+    source: str | None = None  # the file it was read from

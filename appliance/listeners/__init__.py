@@ -1,0 +1,1 @@
+"""Network listeners: gevent I/O that feeds the codec and the broker core."""
