@@ -37,7 +37,7 @@ class BrokerProcess:
     """A broker subprocess; its stderr is read line by line so tests can await log lines."""
 
     def __init__(self, config_path: Path, env: dict | None = None, listeners: int = 1,
-                 http: bool = True) -> None:
+                 http: bool = True, command: tuple = ()) -> None:
         self.config_path = config_path
         self.mqtt_ports: dict[str, int] = {}
         self.http_port: int | None = None
@@ -45,7 +45,7 @@ class BrokerProcess:
         self._changed = threading.Condition()
         full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "--conf", str(config_path)],
+            [sys.executable, "-m", "appliance", *command, "--conf", str(config_path)],
             cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True,
         )
@@ -111,10 +111,10 @@ def broker_factory(tmp_path):
     started: list[BrokerProcess] = []
 
     def start(config_text: str = "", env: dict | None = None, base: str = BASE_CONFIG,
-              listeners: int = 1, http: bool = True) -> BrokerProcess:
+              listeners: int = 1, http: bool = True, command: tuple = ()) -> BrokerProcess:
         path = tmp_path / f"nanomq-{len(started)}.conf"
         path.write_text(base + config_text)
-        broker = BrokerProcess(path, env, listeners, http)
+        broker = BrokerProcess(path, env, listeners, http, command)
         started.append(broker)
         return broker
 
@@ -136,14 +136,16 @@ class MqttClient:
     """A paho-mqtt client whose every operation waits for the broker's answer."""
 
     def __init__(self, port: int, client_id: str = "", protocol=paho.MQTTv311, clean: bool = True,
-                 **connect_args) -> None:
+                 manual_ack: bool = False, **connect_args) -> None:
         self.port = port
         self.messages: queue.Queue = queue.Queue()
         self.disconnects: queue.Queue = queue.Queue()
         self._acks: dict[int, threading.Event] = {}
         self._ack_results: dict[int, object] = {}
         self._connack: queue.Queue = queue.Queue()
-        kwargs = {"client_id": client_id, "protocol": protocol}
+        # No automatic reconnects: a test decides when a client comes back.
+        kwargs = {"client_id": client_id, "protocol": protocol, "manual_ack": manual_ack,
+                  "reconnect_on_failure": False}
         if protocol != paho.MQTTv5:
             kwargs["clean_session"] = clean
         self.client = paho.Client(CallbackAPIVersion.VERSION2, **kwargs)
@@ -158,7 +160,7 @@ class MqttClient:
         self.client.on_disconnect = lambda c, u, flags, rc, props: self.disconnects.put(rc)
 
     def _on_ack(self, client, userdata, mid, reason_codes, properties) -> None:
-        self._ack(mid, reason_codes)
+        self._ack(mid, [code.value for code in reason_codes])
 
     def _ack(self, mid: int, result) -> None:
         self._ack_results[mid] = result

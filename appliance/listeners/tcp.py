@@ -85,6 +85,8 @@ class Connection:
             try:
                 packets = decoder.feed(data)
             except MqttError as error:
+                for packet in error.packets:  # what came before the bad bytes still counts
+                    client.handle(packet)
                 client.protocol_violation(error)
                 break
             stats.packets_received += len(packets)

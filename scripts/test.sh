@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run them: Debian packages (as root, or with sudo),
+# a venv with the pinned Python dependencies, then pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+# promtool and prometheus: the metrics tests lint /metrics and run a real scrape.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        prometheus python3-venv >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
+exec .venv/bin/python -m pytest "$@"
