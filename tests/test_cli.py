@@ -75,3 +75,11 @@ def test_broker_url_environment_override_moves_the_listener(broker_factory, mqtt
     broker = broker_factory(env={"NANOMQ_BROKER_URL": f"nmq-tcp://127.0.0.1:{port}"})
     assert broker.port == port
     assert mqtt(port, "env").connect()[1] == 0
+
+
+def test_log_to_file_writes_where_the_log_block_says(broker_factory, tmp_path):
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    broker = broker_factory(f'log {{ to = [console, file], dir = "{log_dir}", file = "broker.log" }}\n')
+    broker.stop()
+    assert "listening on" in (log_dir / "broker.log").read_text()

@@ -168,6 +168,11 @@ class Client:
             return
         qos = publish.qos
         self.broker.stats.messages_received[qos] += 1
+        if props and len(props.get("user_property", ())) > self.broker.config.property_size:
+            self.broker.stats.messages_dropped["too_many_properties"] += 1
+            if qos:  # v5 only: properties do not exist before
+                self.send((PubAck if qos == 1 else PubRec)(publish.packet_id, rc.IMPLEMENTATION_SPECIFIC_ERROR))
+            return
         if qos == 2 and publish.packet_id in self.session.awaiting_release:
             self.send(PubRec(publish.packet_id))  # a resend: already routed once
             return

@@ -158,3 +158,17 @@ def test_v5_maximum_packet_size_of_the_client_is_respected(broker, mqtt):
     pub.publish("mps/t", b"x" * 500, qos=1)
     pub.publish("mps/t", b"small", qos=1)
     assert sub.expect_message().payload == b"small"
+
+
+def test_v5_more_user_properties_than_property_size_are_refused(broker_factory, mqtt):
+    broker = broker_factory("mqtt { property_size = 2 }\n")
+    sub = mqtt(broker.port, "sub")
+    sub.connect()
+    sub.subscribe("up/t", qos=1)
+    pub = mqtt(broker.port, "pub", protocol=V5)
+    pub.connect()
+    many = _props(PacketTypes.PUBLISH, UserProperty=[("a", "1"), ("b", "2"), ("c", "3")])
+    assert pub.publish("up/t", b"refused", qos=1, properties=many) == 0x83
+    two = _props(PacketTypes.PUBLISH, UserProperty=[("a", "1"), ("b", "2")])
+    assert pub.publish("up/t", b"fine", qos=1, properties=two) == 0
+    assert sub.expect_message().payload == b"fine"

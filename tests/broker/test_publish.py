@@ -112,3 +112,20 @@ def test_v5_puback_says_no_matching_subscribers(broker, mqtt):
     pub = mqtt(broker.port, "pub5", protocol=paho.MQTTv5)
     pub.connect()
     assert pub.publish("nobody/listens", b"x", qos=1) == 0x10
+
+
+def test_v5_receive_maximum_of_the_client_limits_messages_in_flight(broker, mqtt):
+    from tests.broker.raw import RawClient
+
+    raw = RawClient(broker.port, "one-at-a-time", version=5, properties={"receive_maximum": 1})
+    raw.subscribe("rm/t", qos=1)
+    pub = mqtt(broker.port, "pub")
+    pub.connect()
+    pub.publish("rm/t", b"1", qos=1)
+    pub.publish("rm/t", b"2", qos=1)
+    first = raw.expect("Publish")
+    raw.roundtrip()  # the PINGRESP comes back; the second message must not have
+    from appliance.mqtt.packets import PubAck
+
+    raw.send(PubAck(first.packet_id))
+    assert raw.expect("Publish").payload == b"2"
