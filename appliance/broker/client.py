@@ -13,7 +13,7 @@ import time
 import uuid
 
 from ..mqtt import reason_codes as rc
-from ..mqtt.codec import encode
+from ..mqtt.codec import encode, publish_parts
 from ..mqtt.errors import MqttError
 from ..mqtt.packets import (
     Auth, ConnAck, Connect, Disconnect, PingReq, PingResp, PubAck, PubComp, Publish, PubRec, PubRel,
@@ -191,8 +191,10 @@ class Client:
                           int(time.time() * 1000), forwarded, expires_at)
         reached = self.broker.publish(message, info)
         if qos == 1:
-            code = rc.NO_MATCHING_SUBSCRIBERS if not reached and self.protocol_version == 5 else rc.SUCCESS
-            self.send(PubAck(publish.packet_id, code))
+            if reached or self.protocol_version < 5:  # the common answer, without the encoder
+                self.transport.write(b"\x40\x02" + publish.packet_id.to_bytes(2, "big"))
+            else:
+                self.send(PubAck(publish.packet_id, rc.NO_MATCHING_SUBSCRIBERS))
         elif qos == 2:
             self.session.awaiting_release.add(publish.packet_id)
             code = rc.NO_MATCHING_SUBSCRIBERS if not reached and self.protocol_version == 5 else rc.SUCCESS
@@ -287,30 +289,24 @@ class Client:
         if qos == 0 and self.transport.pending_bytes > MAX_PENDING_BYTES:
             self.broker.stats.messages_dropped["slow_subscriber"] += 1
             return
-        topic = message.topic
-        properties = None
-        if self.protocol_version == 5:
-            properties = dict(message.properties)
-            if message.expires_at is not None:
-                remaining = message.expires_at - time.monotonic()
-                if remaining <= 0:
-                    self.broker.stats.messages_dropped["expired"] += 1
-                    if packet_id is not None:
-                        self.session.inflight.pop(packet_id, None)
-                    return
-                properties["message_expiry_interval"] = int(remaining + 0.999)
-            if subscription_ids:
-                properties["subscription_identifier"] = list(subscription_ids)
-            if self._alias_out_max:
-                alias = self._aliases_out.get(topic)
-                if alias is not None:
-                    properties["topic_alias"] = alias
-                    topic = ""
-                elif len(self._aliases_out) < self._alias_out_max:
-                    alias = self._aliases_out[topic] = len(self._aliases_out) + 1
-                    properties["topic_alias"] = alias
-        data = encode(Publish(topic, message.payload, qos, retain, dup, packet_id, properties or {}),
-                      self.protocol_version)
+        version = self.protocol_version
+        if version == 5 and (message.expires_at is not None or subscription_ids or self._alias_out_max):
+            data = self._encode_v5_publish(message, qos, retain, subscription_ids, packet_id, dup)
+            if data is None:
+                return
+        else:  # the same bytes for every such subscriber: encode once per message
+            key = (version == 5, qos, retain)
+            wire = message.wire
+            if wire is None:
+                wire = message.wire = {}
+            parts = wire.get(key)
+            if parts is None:
+                parts = wire[key] = publish_parts(
+                    Publish(message.topic, message.payload, qos, retain, False, None, message.properties), version)
+            head, tail = parts
+            if dup:
+                head = bytes((head[0] | 0x08,)) + head[1:]
+            data = head + packet_id.to_bytes(2, "big") + tail if qos else head + tail
         if len(data) > self.max_outgoing_size:
             self.broker.stats.messages_dropped["too_large"] += 1
             if packet_id is not None:
@@ -318,6 +314,32 @@ class Client:
             return
         self.broker.stats.messages_sent[qos] += 1
         self.transport.write(data)
+
+    def _encode_v5_publish(self, message: Message, qos: int, retain: bool, subscription_ids: tuple,
+                           packet_id: int | None, dup: bool) -> bytes | None:
+        """A v5 PUBLISH with properties of its own: remaining expiry, subscription
+        identifiers, topic alias. None if the message expired on the way."""
+        topic = message.topic
+        properties = dict(message.properties)
+        if message.expires_at is not None:
+            remaining = message.expires_at - time.monotonic()
+            if remaining <= 0:
+                self.broker.stats.messages_dropped["expired"] += 1
+                if packet_id is not None:
+                    self.session.inflight.pop(packet_id, None)
+                return None
+            properties["message_expiry_interval"] = int(remaining + 0.999)
+        if subscription_ids:
+            properties["subscription_identifier"] = list(subscription_ids)
+        if self._alias_out_max:
+            alias = self._aliases_out.get(topic)
+            if alias is not None:
+                properties["topic_alias"] = alias
+                topic = ""
+            elif len(self._aliases_out) < self._alias_out_max:
+                alias = self._aliases_out[topic] = len(self._aliases_out) + 1
+                properties["topic_alias"] = alias
+        return encode(Publish(topic, message.payload, qos, retain, dup, packet_id, properties), 5)
 
     # -- closing ---------------------------------------------------------------------
 

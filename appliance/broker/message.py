@@ -17,3 +17,6 @@ class Message:
     # v5 properties forwarded to subscribers (never Topic Alias or Subscription Identifier).
     properties: dict = field(default_factory=dict)
     expires_at: float | None = None  # time.monotonic() deadline from Message Expiry Interval
+    # Encoded PUBLISH parts shared by every subscriber that gets the same bytes:
+    # (is v5, qos, retain) -> (head, tail), see `appliance.mqtt.codec.publish_parts`.
+    wire: dict | None = None

@@ -28,18 +28,13 @@ class SubscriptionOptions:
 
 @dataclass(slots=True)
 class Delivery:
-    """One message on its way to one session."""
+    """One QoS 1/2 message on its way to one session: pending, then in flight."""
 
     message: Message
     qos: int
     retain: bool
     subscription_ids: tuple = ()
-
-
-@dataclass(slots=True)
-class Inflight:
-    delivery: Delivery
-    sent_at: float
+    sent_at: float = 0.0  # time.monotonic() of the last send, while in flight
     released: bool = False  # QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
 
 
@@ -51,7 +46,7 @@ class Session:
     client: object | None = None  # the connected `Client`, if any
     expiry_interval: int = 0  # seconds after disconnect; NEVER_EXPIRES for ever
     subscriptions: dict[str, SubscriptionOptions] = field(default_factory=dict)
-    inflight: dict[int, Inflight] = field(default_factory=dict)
+    inflight: dict[int, Delivery] = field(default_factory=dict)
     pending: deque = field(default_factory=deque)
     awaiting_release: set[int] = field(default_factory=set)  # incoming QoS 2 ids before PUBREL
     expiry_timer: object | None = None  # gevent greenlet ending the session, while offline
@@ -76,18 +71,19 @@ class Session:
 
     def _send_new(self, delivery: Delivery) -> None:
         packet_id = self._next_packet_id()
-        self.inflight[packet_id] = Inflight(delivery, time.monotonic())
+        delivery.sent_at = time.monotonic()
+        self.inflight[packet_id] = delivery
         self.client.send_publish(
             delivery.message, delivery.qos, delivery.retain, delivery.subscription_ids, packet_id, False
         )
 
     def _next_packet_id(self) -> int:
-        packet_id = self._last_packet_id
-        while True:
+        packet_id = self._last_packet_id % 0xFFFF + 1
+        inflight = self.inflight
+        while packet_id in inflight:
             packet_id = packet_id % 0xFFFF + 1
-            if packet_id not in self.inflight:
-                self._last_packet_id = packet_id
-                return packet_id
+        self._last_packet_id = packet_id
+        return packet_id
 
     def pump(self) -> None:
         """Move pending messages into flight while the client's window has room."""
@@ -113,7 +109,7 @@ class Session:
     def release(self, packet_id: int) -> bool:
         """PUBREC arrived for a QoS 2 message: it now awaits PUBCOMP."""
         entry = self.inflight.get(packet_id)
-        if entry is None or entry.delivery.qos != 2:
+        if entry is None or entry.qos != 2:
             return False
         entry.released = True
         entry.sent_at = time.monotonic()
@@ -130,5 +126,4 @@ class Session:
             if entry.released:
                 client.send_pubrel(packet_id)
             else:
-                d = entry.delivery
-                client.send_publish(d.message, d.qos, d.retain, d.subscription_ids, packet_id, True)
+                client.send_publish(entry.message, entry.qos, entry.retain, entry.subscription_ids, packet_id, True)
