@@ -1,0 +1,226 @@
+"""Readers for the broker's own blocks of nanomq.conf: listeners, mqtt, log, http_server.
+
+Keys mean what they mean in NanoMQ 0.19+ (HOCON form). Keys NanoMQ has and we do not
+implement are a warning each; unknown keys too (see reader.Section.finish).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from pyhocon import ConfigTree
+
+from .model import HttpServerConfig, ListenerConfig, LogConfig, LogRotation, MqttConfig
+from .reader import MISSING, Section, format_path
+from .units import describe
+
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
+LOG_TARGETS = ("console", "file")
+
+# MQTT's largest packet: 1 byte type, 4 bytes remaining length, 268,435,455 bytes body.
+MQTT_MAX_PACKET = 268_435_460
+NANOMQ_MAX_PACKET = 260 * 1024 * 1024  # NanoMQ's documented ceiling for max_packet_size
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+
+
+def parse_host(text: str) -> str:
+    """An IPv4/IPv6 address (brackets optional) or a host name; ValueError otherwise."""
+    host = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if _HOSTNAME.match(host):
+        return host
+    raise ValueError(f"expected an IP address or host name, got {text!r}")
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """"host:port" or "[ipv6]:port" -> (host, port); ValueError with the expected form."""
+    form = 'expected "host:port" such as "0.0.0.0:1883" or "[::]:1883"'
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"{form}, got {text!r}")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"{form}, got {text!r}")
+        if ":" in host:
+            raise ValueError(f"an IPv6 address needs brackets, e.g. \"[::]:1883\", got {text!r}")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"port must be 0..65535, got {text!r}")
+    return parse_host(host), int(port)
+
+
+def read_listeners(root: Section) -> tuple[ListenerConfig, ...]:
+    """`listeners.tcp { bind }` and `listeners.tcp.<name> { bind }`; no block: tcp on 0.0.0.0:1883."""
+    listeners = root.child("listeners")
+    if listeners is None:
+        return (ListenerConfig("tcp", "0.0.0.0", 1883),)
+    found: list[ListenerConfig] = []
+    tcp = listeners.child("tcp")
+    if tcp is not None:
+        named = [key for key in tcp.keys() if isinstance(tcp.values[key], ConfigTree)]
+        if tcp.has("bind") or not named:
+            # As in NanoMQ, listeners.tcp without bind keeps the default address.
+            found += _listener(tcp, "tcp", default_bind="0.0.0.0:1883")
+        for name in named:
+            section = tcp.child(name)
+            found += _listener(section, f"tcp.{name}")
+            section.finish()
+        tcp.finish()
+    listeners.not_implemented("ssl", "ws", "wss", "quic")
+    listeners.finish()
+    _check_distinct(root, found)
+    if not found:
+        root.ctx.warn(root.at("listeners"), "no MQTT listener is enabled")
+    return tuple(found)
+
+
+def _listener(section: Section, name: str, default_bind: str | None = None) -> list[ListenerConfig]:
+    bind = section.raw("bind")
+    if not section.boolean("enable", True):
+        return []
+    if bind is MISSING:
+        if default_bind is None:
+            raise section.fail(None, 'a listener needs bind = "host:port"')
+        bind = default_bind
+    try:
+        host, port = parse_bind(bind if isinstance(bind, str) else "")
+    except ValueError as exc:
+        problem = str(exc) if isinstance(bind, str) else f'expected "host:port", got {describe(bind)}'
+        raise section.fail("bind", problem) from None
+    return [ListenerConfig(name, host, port)]
+
+
+def _check_distinct(root: Section, listeners: list[ListenerConfig]) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for listener in listeners:
+        address = (listener.host, listener.port)
+        if listener.port and address in seen:
+            path = ("listeners",) + tuple(listener.name.split(".", 1)) + ("bind",)
+            raise root.ctx.error(path, f"same address as listener {seen[address]}")
+        seen[address] = listener.name
+
+
+def read_mqtt(root: Section) -> MqttConfig:
+    """The `mqtt { ... }` block; absent keys keep MqttConfig's defaults."""
+    defaults = MqttConfig()
+    mqtt = root.child("mqtt")
+    if mqtt is None:
+        return defaults
+    max_packet_size = mqtt.size("max_packet_size", defaults.max_packet_size, 1, NANOMQ_MAX_PACKET)
+    config = MqttConfig(
+        # Anything above MQTT's own ceiling means "no limit beyond the protocol's".
+        max_packet_size=min(max_packet_size, MQTT_MAX_PACKET),
+        max_mqueue_len=mqtt.integer("max_mqueue_len", defaults.max_mqueue_len, 1),
+        retry_interval=mqtt.duration("retry_interval", defaults.retry_interval),
+        keepalive_multiplier=mqtt.number("keepalive_multiplier", defaults.keepalive_multiplier, 0.5),
+        max_inflight_window=mqtt.integer("max_inflight_window", defaults.max_inflight_window, 1, 65535),
+        property_size=mqtt.integer("property_size", defaults.property_size, 1),
+        max_topic_alias=mqtt.integer("max_topic_alias", defaults.max_topic_alias, 0, 65535),
+        connect_timeout=mqtt.duration("connect_timeout", defaults.connect_timeout),
+    )
+    mqtt.not_implemented("max_awaiting_rel", "await_rel_timeout")
+    mqtt.not_implemented(
+        "session",
+        note="it is NanoMQ's 0.14-0.18 form; 0.19+ keys go directly in mqtt { }, "
+        "e.g. msq_len is max_mqueue_len and qos_duration is retry_interval",
+    )
+    mqtt.finish()
+    return config
+
+
+def read_log(root: Section) -> LogConfig:
+    """The `log { ... }` block: targets, level, file and rotation."""
+    defaults = LogConfig()
+    log = root.child("log")
+    if log is None:
+        return defaults
+    targets = _log_targets(log, defaults.to)
+    rotation_defaults = LogRotation()
+    rotation = log.child("rotation")
+    if rotation is not None:
+        rotation_config = LogRotation(
+            size=rotation.size("size", rotation_defaults.size, 1),
+            count=rotation.integer("count", rotation_defaults.count, 1),
+        )
+        rotation.finish()
+    else:
+        rotation_config = rotation_defaults
+    config = LogConfig(
+        to=targets,
+        level=log.choice("level", defaults.level, LOG_LEVELS),
+        dir=log.string("dir", defaults.dir),
+        file=log.string("file", defaults.file),
+        rotation=rotation_config,
+    )
+    log.not_implemented("uds_addr")
+    log.finish()
+    return config
+
+
+def _log_targets(log: Section, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = log.raw("to")
+    if value is MISSING:
+        return default
+    items = value if isinstance(value, list) else [value]
+    targets: list[str] = []
+    for index, item in enumerate(items):
+        name = item.lower() if isinstance(item, str) else None
+        if name in LOG_TARGETS:
+            if name not in targets:
+                targets.append(name)
+        elif name in ("syslog", "uds"):
+            path = log.at("to")
+            log.ctx.warn(path, f"{format_path(path)}: {name} is not implemented (ignored)")
+        else:
+            where = index if isinstance(value, list) else None
+            problem = f"expected console, file or a list of them, got {describe(item)}"
+            raise log.ctx.error(log.at("to") + ((where,) if where is not None else ()), problem)
+    return tuple(targets)
+
+
+def read_http_server(root: Section) -> HttpServerConfig | None:
+    """The `http_server { ... }` block; absent means on with defaults, `enable = false` means off."""
+    defaults = HttpServerConfig()
+    http = root.child("http_server")
+    if http is None:
+        return defaults
+    # NanoMQ 0.14-0.18 had an enable key; 0.19+ enables the server by the block's presence.
+    if not http.boolean("enable", True):
+        http.seen.update(http.keys())  # a disabled block's keys are not worth warning about
+        return None
+    bind = http.get("bind", defaults.bind, _host_value)
+    if http.raw("auth_type") is not MISSING and str(http.values["auth_type"]).lower() == "jwt":
+        raise http.fail("auth_type", "jwt is not implemented; use basic or no_auth")
+    config = HttpServerConfig(
+        port=http.integer("port", defaults.port, 0, 65535),
+        bind=bind,
+        username=http.string("username", defaults.username),
+        password=http.string("password", defaults.password),
+        auth_type=http.choice("auth_type", defaults.auth_type, ("basic", "no_auth")),
+    )
+    http.not_implemented("limit_conn", "parallel", "jwt")
+    http.finish()
+    return config
+
+
+def _host_value(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IP address or host name, got {describe(value)}")
+    return parse_host(value)
+
+
+# Top-level blocks NanoMQ knows that this appliance does not implement.
+UNIMPLEMENTED_BLOCKS = (
+    "system", "auth", "authorization", "sqlite", "bridges", "bridge", "rules",
+    "exchange_client", "parquet", "plugin", "preset", "vsomeip", "gateway",
+)
+
+
+def warn_unimplemented_blocks(root: Section) -> None:
+    root.not_implemented(*UNIMPLEMENTED_BLOCKS)
