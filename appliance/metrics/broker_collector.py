@@ -1,0 +1,69 @@
+"""The broker's numbers as Prometheus metrics, read from plain integers at scrape time.
+
+The hot path only bumps attributes of `BrokerStats`; this collector turns them into
+metric families when Prometheus asks, so counting a message costs an integer add.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# Exported at 0 before the first drop, so rate() and the queue alerts work from the start.
+DROP_REASONS = ("queue_full", "expired", "too_large", "no_subscribers", "slow_subscriber", "session_ended")
+
+
+class BrokerCollector(Collector):
+    """Exports `appliance_*` broker metrics from the broker's read API at scrape time."""
+
+    def __init__(self, broker) -> None:
+        self._broker = broker
+
+    def collect(self):
+        broker = self._broker
+        stats = broker.stats
+
+        yield _gauge("appliance_connections", "MQTT connections open now (CONNACK success sent).",
+                     broker.connection_count())
+        yield _counter("appliance_connections_accepted_total", "MQTT connections accepted (CONNACK success).",
+                       stats.connections_accepted)
+        yield _labelled_counter("appliance_connections_refused_total",
+                        "MQTT connections refused at CONNECT, by reason.", "reason",
+                        sorted(stats.connections_refused.items()))
+        yield _gauge("appliance_sessions", "MQTT sessions held, connected or not.", broker.session_count())
+        yield _gauge("appliance_subscriptions", "Subscriptions held, shared subscription members included.",
+                     broker.subscription_count())
+        yield _gauge("appliance_topics", "Distinct topic filters with at least one subscriber.",
+                     broker.topic_count())
+        yield _gauge("appliance_retained_messages", "Retained messages stored.", broker.retained_count())
+        yield _gauge("appliance_inflight_messages", "QoS 1 and 2 messages sent to clients and not yet acknowledged.",
+                     broker.inflight_count())
+        yield _labelled_counter("appliance_messages_received_total",
+                        "PUBLISH packets received from clients, by QoS.", "qos",
+                        [(str(qos), n) for qos, n in enumerate(stats.messages_received)])
+        yield _labelled_counter("appliance_messages_sent_total",
+                        "PUBLISH packets sent to clients, by QoS.", "qos",
+                        [(str(qos), n) for qos, n in enumerate(stats.messages_sent)])
+        dropped = dict.fromkeys(DROP_REASONS, 0)
+        dropped.update(stats.messages_dropped)
+        yield _labelled_counter("appliance_messages_dropped_total",
+                        "Messages not delivered, by reason.", "reason", sorted(dropped.items()))
+        yield _counter("appliance_received_bytes_total", "Bytes read from MQTT connections.", stats.bytes_received)
+        yield _counter("appliance_sent_bytes_total", "Bytes written to MQTT connections.", stats.bytes_sent)
+        yield _counter("appliance_packets_received_total", "MQTT control packets received.", stats.packets_received)
+        yield _counter("appliance_packets_sent_total", "MQTT control packets sent.", stats.packets_sent)
+
+
+def _gauge(name: str, documentation: str, value: int) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _counter(name: str, documentation: str, value: int) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+def _labelled_counter(name: str, documentation: str, label: str, values) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for label_value, value in values:
+        family.add_metric([label_value], value)
+    return family
