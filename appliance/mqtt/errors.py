@@ -10,6 +10,9 @@ class MqttError(Exception):
     """The peer broke the protocol; close its connection after answering with `reason_code`."""
 
     reason_code = rc.UNSPECIFIED_ERROR
+    # The packets that `MqttDecoder.feed` decoded from the same data before this error: they
+    # were valid and may still be handled before the connection closes.
+    packets: list = []
 
 
 class MalformedPacket(MqttError):
@@ -34,3 +37,8 @@ class UnsupportedProtocolVersion(MqttError):
     """CONNECT names a protocol level we do not speak; answer CONNACK 0x01 / 0x84."""
 
     reason_code = rc.UNSUPPORTED_PROTOCOL_VERSION
+
+    def __init__(self, message: str, protocol_name: str, protocol_level: int):
+        super().__init__(message)
+        self.protocol_name = protocol_name  # as the CONNECT said them
+        self.protocol_level = protocol_level
