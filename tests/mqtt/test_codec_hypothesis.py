@@ -174,7 +174,7 @@ def mutated_sessions(draw):
     return bytes(data), cuts
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_sessions())
 def test_corrupted_sessions_never_raise_anything_but_mqtt_errors(session):
     stream, cuts = session
