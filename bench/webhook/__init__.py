@@ -1,0 +1,1 @@
+"""WebHook benchmark (python -m bench.webhook)."""
