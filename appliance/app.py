@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 
+from .auth.access import AccessControl
+from .auth.http import HttpAuth
 from .broker import Broker
 from .config.model import Config
+from .listeners.admission import Admission
 from .listeners.tcp import TcpListener
 from .metrics import HttpServer, create_registry
 from .webhook import WebhookStage
@@ -21,12 +24,14 @@ class Appliance:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.broker = Broker(config.mqtt)
+        self.broker = Broker(config.mqtt, config.limits)
+        self.broker.access = _access_control(config, self.broker.stats)
         self.registry = create_registry(self.broker)
         self.webhook = WebhookStage(config.webhook, self.registry) if config.webhook else None
         if self.webhook is not None:
             self.broker.add_hooks(self.webhook)
-        self.listeners = [TcpListener(listener, self.broker) for listener in config.listeners]
+        admission = Admission(config.limits, self.broker.stats)  # shared: limits count every listener
+        self.listeners = [TcpListener(listener, self.broker, admission) for listener in config.listeners]
         self.http = (HttpServer(config.http_server, self.registry, self.broker, self)
                      if config.http_server else None)
         self._accepting = False
@@ -63,3 +68,11 @@ class Appliance:
         if self.http is not None:
             self.http.stop()
         log.info("stopped")
+
+
+def _access_control(config: Config, stats) -> AccessControl | None:
+    """None without an auth block: the broker then checks nothing at all."""
+    if config.auth is None:
+        return None
+    http = HttpAuth(config.auth.http, stats) if config.auth.http is not None else None
+    return AccessControl(config.auth, http)

@@ -12,7 +12,7 @@ import time
 
 import gevent
 
-from ..config.model import MqttConfig
+from ..config.model import LimitsConfig, MqttConfig
 from .hooks import BrokerHooks, ClientInfo
 from .message import Message
 from .retained import RetainedStore
@@ -26,8 +26,13 @@ log = logging.getLogger(__name__)
 class Broker:
     """Routes messages between sessions; owns every session and subscription."""
 
-    def __init__(self, config: MqttConfig) -> None:
+    def __init__(self, config: MqttConfig, limits: LimitsConfig | None = None, access=None) -> None:
         self.config = config
+        self.limits = limits or LimitsConfig()
+        self.access = access  # an auth.AccessControl, or None: everyone may do anything
+        self._retained_sizes: dict[str, int] = {}  # topic -> payload bytes, for max_retained_bytes
+        self._retained_bytes = 0
+        self._retained_recounted = 0.0
         self.stats = BrokerStats()
         self.sessions: dict[str, Session] = {}
         self.clients: set = set()  # connected clients (CONNACK success sent)
@@ -48,6 +53,8 @@ class Broker:
         """Disconnect every client (v5: DISCONNECT 0x8B) and stop timers."""
         if self._retry_loop is not None:
             self._retry_loop.kill(block=False)
+        if self.access is not None:
+            self.access.close()
         for client in list(self.clients):
             client.shut_down()
         for session in self.sessions.values():
@@ -208,7 +215,7 @@ class Broker:
             except Exception:
                 log.exception("hook %r failed in on_message_publish", hook)
         if message.retain:
-            self.retained.store(message)
+            self._retain(message)
         subscribers, groups = self.subscriptions.match(message.topic)
         sessions = self.sessions
         delivered = 0
@@ -224,6 +231,44 @@ class Broker:
         if not delivered:
             self.stats.messages_dropped["no_subscribers"] += 1
         return delivered
+
+    def _retain(self, message: Message) -> None:
+        """Store a retained message within limits.max_retained_messages / max_retained_bytes;
+        over them, the message is still routed but not kept."""
+        limits = self.limits
+        if not (limits.max_retained_messages or limits.max_retained_bytes):
+            self.retained.store(message)
+            return
+        topic = message.topic
+        size = len(message.payload)
+        old_size = self._retained_sizes.get(topic, 0)
+        if size and not old_size and limits.max_retained_messages \
+                and len(self.retained) >= limits.max_retained_messages:
+            self.stats.limits_hit["max_retained_messages"] += 1
+            return
+        if size > old_size and limits.max_retained_bytes \
+                and self._retained_bytes - old_size + size > limits.max_retained_bytes:
+            if not self._recount_retained() or self._retained_bytes - old_size + size > limits.max_retained_bytes:
+                self.stats.limits_hit["max_retained_bytes"] += 1
+                return
+            old_size = self._retained_sizes.get(topic, 0)
+        self.retained.store(message)
+        self._retained_bytes += size - old_size
+        if size:
+            self._retained_sizes[topic] = size
+        else:
+            self._retained_sizes.pop(topic, None)
+
+    def _recount_retained(self) -> bool:
+        """The store drops expired messages on its own: forget them here too, at most once a
+        second (it walks every retained topic). Returns whether it recounted."""
+        now = time.monotonic()
+        if now - self._retained_recounted < 1.0:
+            return False
+        self._retained_recounted = now
+        self._retained_sizes = {t: n for t, n in self._retained_sizes.items() if self.retained.matching(t)}
+        self._retained_bytes = sum(self._retained_sizes.values())
+        return True
 
     def _deliver_merged(self, message: Message, subscribers: list) -> int:
         """Overlapping subscriptions of one client get one copy, at the highest QoS granted,

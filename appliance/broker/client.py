@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 
+from ..auth.acl import PUBLISH, SUBSCRIBE
 from ..mqtt import reason_codes as rc
 from ..mqtt.codec import encode, publish_parts
 from ..mqtt.errors import MqttError
@@ -36,10 +37,14 @@ MAX_PENDING_BYTES = 4 * 1024 * 1024
 class Client:
     """Protocol decisions for one network connection, from CONNECT to close."""
 
-    def __init__(self, broker, transport, peer: tuple) -> None:
+    def __init__(self, broker, transport, peer: tuple, cert_username: str | None = None,
+                 facts: dict | None = None) -> None:
         self.broker = broker
         self.transport = transport
         self.peer = peer
+        self.cert_username = cert_username  # a verified client certificate's CN (peer_cert_as_username)
+        self.facts = facts or {}  # what http_auth may ask about the connection: %p, %C, %d
+        self.acl = None  # a ClientAcl when an ACL applies to this client; None costs one check
         self.info: ClientInfo | None = None
         self.protocol_version = 4
         self.session = None
@@ -52,6 +57,11 @@ class Client:
         self._aliases_in: dict[int, str] = {}
         self._aliases_out: dict[str, int] = {}
         self._alias_out_max = 0
+        limits = broker.limits
+        self._max_topic_length = limits.max_topic_length
+        self._max_topic_levels = limits.max_topic_levels
+        # A topic no longer than this is within both limits (N levels take N - 1 slashes).
+        self._short_topic = min(limits.max_topic_length, limits.max_topic_levels - 1)
 
     # -- input -----------------------------------------------------------------------
 
@@ -101,10 +111,25 @@ class Client:
         if not client_id:
             if version == 5 or (version == 4 and connect.clean_start):
                 client_id = assigned = "auto-" + uuid.uuid4().hex
-        self.info = ClientInfo(client_id, connect.username, version, connect.keepalive, self.peer)
+        username = self.cert_username or connect.username
+        self.info = ClientInfo(client_id, username, version, connect.keepalive, self.peer)
         if not client_id:
             self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
             return
+        will = connect.will
+        access = self.broker.access
+        if access is not None:
+            verdict = access.authenticate(self.info, connect.password, self.cert_username, self.facts)
+            if self.closed:  # e.g. the broker stopped while an auth server was asked
+                return
+            if verdict.reason_code:
+                self._refuse(verdict.reason_code, verdict.why)
+                return
+            self.acl = access.client_acl(self.info, verdict.superuser, self.facts)
+            if will is not None and self.acl is not None and not self.acl.allows(PUBLISH, will.topic):
+                log.info("%s: will topic not authorized, will discarded", self._name())
+                self.broker.stats.acl_denied["will"] += 1
+                will = None
         if version == 5:
             if props.get("receive_maximum", 1) == 0 or props.get("maximum_packet_size", 1) == 0:
                 self.protocol_error("Receive Maximum or Maximum Packet Size of 0", rc.PROTOCOL_ERROR)
@@ -118,7 +143,7 @@ class Client:
             expiry = 0 if connect.clean_start else NEVER_EXPIRES
         if connect.keepalive:
             self.keepalive_timeout = connect.keepalive * config.keepalive_multiplier
-        self.will = connect.will
+        self.will = will
         resumed = self.broker.attach(self, connect.clean_start, expiry)
         self.connected = True
         ack_props = {}
@@ -166,8 +191,15 @@ class Client:
         if not valid_topic_name(topic):
             self.protocol_error(f"invalid topic name {topic!r}", rc.TOPIC_NAME_INVALID)
             return
+        if len(topic) > self._short_topic and self._topic_too_big(topic):
+            self.protocol_error("topic name over limits.max_topic_length or max_topic_levels", rc.TOPIC_NAME_INVALID)
+            return
         qos = publish.qos
         self.broker.stats.messages_received[qos] += 1
+        acl = self.acl
+        if acl is not None and not acl.allows(PUBLISH, topic):
+            self._deny_publish(publish)
+            return
         if props and len(props.get("user_property", ())) > self.broker.config.property_size:
             self.broker.stats.messages_dropped["too_many_properties"] += 1
             if qos:  # v5 only: properties do not exist before
@@ -200,6 +232,27 @@ class Client:
             code = rc.NO_MATCHING_SUBSCRIBERS if not reached and self.protocol_version == 5 else rc.SUCCESS
             self.send(PubRec(publish.packet_id, code))
 
+    def _deny_publish(self, publish: Publish) -> None:
+        """auth.deny_action: disconnect, or refuse this one message (v5 says why; v3 cannot)."""
+        self.broker.stats.acl_denied["publish"] += 1
+        log.info("%s: publish to %r not authorized", self._name(), publish.topic)
+        if self.broker.access.disconnect_on_deny:
+            self.close(reasons.NOT_AUTHORIZED, rc.NOT_AUTHORIZED)
+        elif publish.qos == 1:
+            self.send(PubAck(publish.packet_id, rc.NOT_AUTHORIZED))
+        elif publish.qos == 2:
+            self.send(PubRec(publish.packet_id, rc.NOT_AUTHORIZED))
+
+    def _topic_too_big(self, topic: str) -> bool:
+        """Whether a topic name or filter is over limits.max_topic_length or max_topic_levels (counted)."""
+        if len(topic) > self._max_topic_length:
+            self.broker.stats.limits_hit["max_topic_length"] += 1
+            return True
+        if topic.count("/") >= self._max_topic_levels:
+            self.broker.stats.limits_hit["max_topic_levels"] += 1
+            return True
+        return False
+
     def _on_pubrel(self, pubrel: PubRel) -> None:
         known = pubrel.packet_id in self.session.awaiting_release
         self.session.awaiting_release.discard(pubrel.packet_id)
@@ -226,6 +279,8 @@ class Client:
         identifiers = subscribe.properties.get("subscription_identifier") or [None]
         identifier = identifiers[0]
         v5 = self.protocol_version == 5
+        acl = self.acl
+        max_subscriptions = self.broker.limits.max_subscriptions
         codes = []
         retained = []
         for sub in subscribe.subscriptions:
@@ -236,9 +291,25 @@ class Client:
             if not valid_topic_filter(plain_filter):
                 codes.append(rc.TOPIC_FILTER_INVALID if v5 else 0x80)
                 continue
+            if self._topic_too_big(sub.topic_filter):
+                codes.append(rc.TOPIC_FILTER_INVALID if v5 else 0x80)
+                continue
             if group is not None and sub.no_local:
                 self.protocol_error("No Local on a shared subscription", rc.PROTOCOL_ERROR)
                 return
+            if acl is not None and not acl.allows(SUBSCRIBE, plain_filter):
+                self.broker.stats.acl_denied["subscribe"] += 1
+                log.info("%s: subscribe to %r not authorized", self._name(), sub.topic_filter)
+                if self.broker.access.disconnect_on_deny:
+                    self.close(reasons.NOT_AUTHORIZED, rc.NOT_AUTHORIZED)
+                    return
+                codes.append(rc.NOT_AUTHORIZED if v5 else 0x80)
+                continue
+            if max_subscriptions and len(self.session.subscriptions) >= max_subscriptions \
+                    and sub.topic_filter not in self.session.subscriptions:
+                self.broker.stats.limits_hit["max_subscriptions"] += 1
+                codes.append(rc.QUOTA_EXCEEDED if v5 else 0x80)
+                continue
             qos = min(sub.qos, 2)
             options = SubscriptionOptions(qos, sub.no_local, sub.retain_as_published, identifier)
             existed = self.broker.subscribe(self.session, sub.topic_filter, group, plain_filter, options)

@@ -17,6 +17,10 @@ class BrokerStats:
         "bytes_sent",
         "packets_received",
         "packets_sent",
+        "acl_denied",
+        "limits_hit",
+        "tls_handshake_failures",
+        "http_auth_errors",
     )
 
     def __init__(self) -> None:
@@ -29,3 +33,7 @@ class BrokerStats:
         self.bytes_sent = 0
         self.packets_received = 0
         self.packets_sent = 0
+        self.acl_denied: Counter[str] = Counter()  # by what: "publish", "subscribe", "will"
+        self.limits_hit: Counter[str] = Counter()  # by the `limits` key (or "connect_timeout") that refused
+        self.tls_handshake_failures = 0
+        self.http_auth_errors = 0  # auth server unreachable, slow or 5xx

@@ -11,7 +11,7 @@ import re
 
 from pyhocon import ConfigTree
 
-from .model import HttpServerConfig, ListenerConfig, LogConfig, LogRotation, MqttConfig
+from .model import HttpServerConfig, LimitsConfig, ListenerConfig, LogConfig, LogRotation, MqttConfig, TlsConfig
 from .reader import MISSING, Section, format_path
 from .units import describe
 
@@ -56,23 +56,26 @@ def parse_bind(text: str) -> tuple[str, int]:
 
 
 def read_listeners(root: Section) -> tuple[ListenerConfig, ...]:
-    """`listeners.tcp { bind }` and `listeners.tcp.<name> { bind }`; no block: tcp on 0.0.0.0:1883."""
+    """`listeners.tcp[.<name>] { bind }` and `listeners.ssl[.<name>] { bind, certfile, ... }`;
+    no block: tcp on 0.0.0.0:1883."""
     listeners = root.child("listeners")
     if listeners is None:
         return (ListenerConfig("tcp", "0.0.0.0", 1883),)
     found: list[ListenerConfig] = []
-    tcp = listeners.child("tcp")
-    if tcp is not None:
-        named = [key for key in tcp.keys() if isinstance(tcp.values[key], ConfigTree)]
-        if tcp.has("bind") or not named:
-            # As in NanoMQ, listeners.tcp without bind keeps the default address.
-            found += _listener(tcp, "tcp", default_bind="0.0.0.0:1883")
+    for kind, default_bind in (("tcp", "0.0.0.0:1883"), ("ssl", "0.0.0.0:8883")):
+        block = listeners.child(kind)
+        if block is None:
+            continue
+        named = [key for key in block.keys() if isinstance(block.values[key], ConfigTree)]
+        if block.has("bind") or not named or block.has("certfile"):
+            # As in NanoMQ, a listener block without bind keeps the default address.
+            found += _listener(block, kind, default_bind=default_bind)
         for name in named:
-            section = tcp.child(name)
-            found += _listener(section, f"tcp.{name}")
+            section = block.child(name)
+            found += _listener(section, f"{kind}.{name}")
             section.finish()
-        tcp.finish()
-    listeners.not_implemented("ssl", "ws", "wss", "quic")
+        block.finish()
+    listeners.not_implemented("ws", "wss", "quic")
     listeners.finish()
     _check_distinct(root, found)
     if not found:
@@ -93,7 +96,59 @@ def _listener(section: Section, name: str, default_bind: str | None = None) -> l
     except ValueError as exc:
         problem = str(exc) if isinstance(bind, str) else f'expected "host:port", got {describe(bind)}'
         raise section.fail("bind", problem) from None
-    return [ListenerConfig(name, host, port)]
+    tls = _tls(section) if name.startswith("ssl") else None
+    return [ListenerConfig(name, host, port, tls)]
+
+
+def _tls(section: Section) -> TlsConfig:
+    """The TLS keys of an ssl listener; the files must be readable now, not at the first client."""
+    files = {}
+    for key in ("certfile", "keyfile", "cacertfile"):
+        path = section.string(key, None)
+        if path is not None:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise section.fail(key, f"cannot read {path!r}: {exc.strerror or exc}") from None
+        files[key] = path
+    for key in ("certfile", "keyfile"):
+        if files[key] is None:
+            raise section.fail(key, f"an ssl listener needs {key} = \"/path/to/{key[:-4]}.pem\"")
+    verify_peer = section.boolean("verify_peer", False)
+    if verify_peer and files["cacertfile"] is None:
+        raise section.fail("verify_peer", "verify_peer = true needs cacertfile (the CA of client certificates)")
+    as_username = section.raw("peer_cert_as_username")
+    if as_username is not MISSING and as_username not in ("cn", "none", False):
+        raise section.fail("peer_cert_as_username", f"expected cn or none, got {describe(as_username)}")
+    return TlsConfig(
+        certfile=files["certfile"],
+        keyfile=files["keyfile"],
+        cacertfile=files["cacertfile"],
+        key_password=section.string("key_password", None),
+        verify_peer=verify_peer,
+        fail_if_no_peer_cert=section.boolean("fail_if_no_peer_cert", False),
+        peer_cert_as_username="cn" if as_username == "cn" else None,
+    )
+
+
+def read_limits(root: Section) -> LimitsConfig:
+    """The `limits { ... }` block (ours); absent keys keep LimitsConfig's defaults."""
+    defaults = LimitsConfig()
+    limits = root.child("limits")
+    if limits is None:
+        return defaults
+    config = LimitsConfig(
+        max_connections=limits.integer("max_connections", defaults.max_connections, 1),
+        max_connection_rate=limits.integer("max_connection_rate", defaults.max_connection_rate, 0),
+        max_topic_length=limits.integer("max_topic_length", defaults.max_topic_length, 1, 65535),
+        max_topic_levels=limits.integer("max_topic_levels", defaults.max_topic_levels, 1),
+        max_subscriptions=limits.integer("max_subscriptions", defaults.max_subscriptions, 0),
+        max_retained_messages=limits.integer("max_retained_messages", defaults.max_retained_messages, 0),
+        max_retained_bytes=limits.size("max_retained_bytes", defaults.max_retained_bytes, 0),
+    )
+    limits.finish()
+    return config
 
 
 def _check_distinct(root: Section, listeners: list[ListenerConfig]) -> None:
@@ -217,7 +272,7 @@ def _host_value(value: object) -> str:
 
 # Top-level blocks NanoMQ knows that this appliance does not implement.
 UNIMPLEMENTED_BLOCKS = (
-    "system", "auth", "authorization", "sqlite", "bridges", "bridge", "rules",
+    "system", "authorization", "sqlite", "bridges", "bridge", "rules",
     "exchange_client", "parquet", "plugin", "preset", "vsomeip", "gateway",
 )
 

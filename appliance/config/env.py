@@ -14,20 +14,18 @@ from typing import Callable, Mapping
 from . import units
 from .blocks import LOG_LEVELS, MQTT_MAX_PACKET, parse_bind, parse_host
 from .errors import ConfigError
-from .model import Config, HttpServerConfig, ListenerConfig
+from .model import AuthConfig, Config, HttpServerConfig, ListenerConfig, TlsConfig
 
 SOURCE = "environment"
 
 # Variables NanoMQ reads that map onto nothing here.
 UNIMPLEMENTED = (
     "NANOMQ_DAEMON", "NANOMQ_NUM_TASKQ_THREAD", "NANOMQ_MAX_TASKQ_THREAD", "NANOMQ_PARALLEL",
-    "NANOMQ_CLIENT_MAX_PACKET_SIZE", "NANOMQ_MSG_PERSISTENCE", "NANOMQ_ALLOW_ANONYMOUS",
+    "NANOMQ_CLIENT_MAX_PACKET_SIZE", "NANOMQ_MSG_PERSISTENCE",
     "NANOMQ_WEBSOCKET_ENABLE", "NANOMQ_WEBSOCKET_TLS_ENABLE", "NANOMQ_WEBSOCKET_URL",
     "NANOMQ_WEBSOCKET_TLS_URL", "NANOMQ_HTTP_SERVER_PARALLEL",
     "NANOMQ_HTTP_SERVER_JWT_PUBLIC_KEYFILE", "NANOMQ_HTTP_SERVER_JWT_PRIVATE_KEYFILE",
-    "NANOMQ_TLS_ENABLE", "NANOMQ_TLS_URL", "NANOMQ_TLS_CA_CERT_PATH", "NANOMQ_TLS_CERT_PATH",
-    "NANOMQ_TLS_KEY_PATH", "NANOMQ_TLS_KEY_PASSWORD", "NANOMQ_TLS_VERIFY_PEER",
-    "NANOMQ_TLS_FAIL_IF_NO_PEER_CERT", "NANOMQ_LOG_UDS_ADDR", "NANOMQ_VIN", "NANOMQ_PID_FILE",
+    "NANOMQ_LOG_UDS_ADDR", "NANOMQ_VIN", "NANOMQ_PID_FILE",
     "NANOMQ_BRIDGE_CONF_PATH", "NANOMQ_WEBHOOK_CONF_PATH", "NANOMQ_AUTH_HTTP_CONF_PATH",
     "NANOMQ_AUTH_CONF_PATH", "NANOMQ_RULE_ENGINE_CONF_PATH",
 )
@@ -64,6 +62,54 @@ def _broker_url(text: str) -> tuple[str, int]:
     if not sep or scheme.lower() not in ("nmq-tcp", "tcp", "mqtt-tcp"):
         raise ValueError(f'expected "nmq-tcp://host:port" (plain TCP is what this appliance serves), got {text!r}')
     return parse_bind(rest)
+
+
+def _tls_url(text: str) -> tuple[str, int]:
+    scheme, sep, rest = text.strip().partition("://")
+    if not sep or scheme.lower() not in ("tls+nmq-tcp", "tls", "ssl", "mqtts"):
+        raise ValueError(f'expected "tls+nmq-tcp://host:port", got {text!r}')
+    return parse_bind(rest)
+
+
+def _apply_tls(listeners: list[ListenerConfig], get, env: Mapping[str, str], warnings: list[str]) -> None:
+    """NANOMQ_TLS_*: turn the unnamed ssl listener on or off, or change its keys."""
+    names = [listener.name for listener in listeners]
+    current = listeners[names.index("ssl")] if "ssl" in names else None
+    enable = get("NANOMQ_TLS_ENABLE", "listeners.ssl.enable", units.to_bool)
+    if enable is False:
+        if current is not None:
+            listeners.remove(current)
+        return
+    changes = {
+        "certfile": get("NANOMQ_TLS_CERT_PATH", "listeners.ssl.certfile", str),
+        "keyfile": get("NANOMQ_TLS_KEY_PATH", "listeners.ssl.keyfile", str),
+        "cacertfile": get("NANOMQ_TLS_CA_CERT_PATH", "listeners.ssl.cacertfile", str),
+        "key_password": get("NANOMQ_TLS_KEY_PASSWORD", "listeners.ssl.key_password", str),
+        "verify_peer": get("NANOMQ_TLS_VERIFY_PEER", "listeners.ssl.verify_peer", units.to_bool),
+        "fail_if_no_peer_cert": get("NANOMQ_TLS_FAIL_IF_NO_PEER_CERT", "listeners.ssl.fail_if_no_peer_cert",
+                                    units.to_bool),
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    url = get("NANOMQ_TLS_URL", "listeners.ssl.bind", _tls_url)
+    if current is None and not enable:
+        for name in sorted(_TLS & env.keys() - {"NANOMQ_TLS_ENABLE"}):
+            warnings.append(f"{SOURCE}: {name} is ignored: no listeners.ssl and NANOMQ_TLS_ENABLE is not true")
+        return
+    if not changes and url is None and current is not None:
+        return
+    tls = current.tls if current is not None else TlsConfig("", "")
+    tls = replace(tls, **changes)
+    if not tls.certfile or not tls.keyfile:
+        raise _error("NANOMQ_TLS_ENABLE", "listeners.ssl", "TLS needs NANOMQ_TLS_CERT_PATH and NANOMQ_TLS_KEY_PATH")
+    if tls.verify_peer and not tls.cacertfile:
+        raise _error("NANOMQ_TLS_VERIFY_PEER", "listeners.ssl.verify_peer", "needs NANOMQ_TLS_CA_CERT_PATH")
+    host, port = url if url is not None else (
+        (current.host, current.port) if current is not None else ("0.0.0.0", 8883))
+    replaced = ListenerConfig("ssl", host, port, tls)
+    if current is not None:
+        listeners[listeners.index(current)] = replaced
+    else:
+        listeners.append(replaced)
 
 
 def _http_bind(text: str) -> str:
@@ -125,6 +171,12 @@ def apply_env(config: Config, env: Mapping[str, str], warnings: list[str]) -> Co
             listeners.insert(0, replaced)
     if get("NANOMQ_TCP_ENABLE", "listeners.tcp.enable", units.to_bool) is False:
         listeners = [listener for listener in listeners if listener.name != "tcp"]
+    _apply_tls(listeners, get, env, warnings)
+
+    auth = config.auth
+    allow_anonymous = get("NANOMQ_ALLOW_ANONYMOUS", "auth.allow_anonymous", units.to_bool)
+    if allow_anonymous is not None:
+        auth = replace(auth or AuthConfig(), allow_anonymous=allow_anonymous)
 
     mqtt = config.mqtt
     mqtt_changes = {
@@ -187,14 +239,20 @@ def apply_env(config: Config, env: Mapping[str, str], warnings: list[str]) -> Co
         else:
             warnings.append(f"{SOURCE}: unknown NanoMQ variable {name} (ignored)")
 
-    return replace(config, listeners=tuple(listeners), mqtt=mqtt, log=log, http_server=http)
+    return replace(config, listeners=tuple(listeners), mqtt=mqtt, log=log, http_server=http, auth=auth)
 
 
 _HTTP_SERVER = frozenset({
     "NANOMQ_HTTP_SERVER_AUTH_TYPE", "NANOMQ_HTTP_SERVER_PORT", "NANOMQ_HTTP_SERVER_URL",
     "NANOMQ_HTTP_SERVER_USERNAME", "NANOMQ_HTTP_SERVER_PASSWORD",
 })
-_APPLIED = _HTTP_SERVER | frozenset({
+_TLS = frozenset({
+    "NANOMQ_TLS_ENABLE", "NANOMQ_TLS_URL", "NANOMQ_TLS_CA_CERT_PATH", "NANOMQ_TLS_CERT_PATH",
+    "NANOMQ_TLS_KEY_PATH", "NANOMQ_TLS_KEY_PASSWORD", "NANOMQ_TLS_VERIFY_PEER",
+    "NANOMQ_TLS_FAIL_IF_NO_PEER_CERT",
+})
+_APPLIED = _HTTP_SERVER | _TLS | frozenset({
+    "NANOMQ_ALLOW_ANONYMOUS",
     "NANOMQ_BROKER_URL", "NANOMQ_TCP_ENABLE", "NANOMQ_MAX_PACKET_SIZE", "NANOMQ_MSQ_LEN",
     "NANOMQ_QOS_DURATION", "NANOMQ_PROPERTY_SIZE", "NANOMQ_LOG_ROTATION_SIZE",
     "NANOMQ_LOG_ROTATION_COUNT", "NANOMQ_LOG_TO", "NANOMQ_LOG_LEVEL", "NANOMQ_LOG_DIR",

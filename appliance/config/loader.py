@@ -21,7 +21,8 @@ import pyparsing
 from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
 
-from .blocks import read_http_server, read_listeners, read_log, read_mqtt, warn_unimplemented_blocks
+from .auth import read_auth
+from .blocks import read_http_server, read_limits, read_listeners, read_log, read_mqtt, warn_unimplemented_blocks
 from .env import apply_env
 from .errors import ConfigError
 from .model import Config
@@ -74,6 +75,8 @@ def load_config_text(
         log=read_log(root),
         http_server=read_http_server(root),
         webhook=read_webhook(root),
+        auth=read_auth(root),
+        limits=read_limits(root),
         source=source,
     )
     warn_unimplemented_blocks(root)

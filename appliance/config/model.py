@@ -12,12 +12,26 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class ListenerConfig:
-    """One MQTT listener: `listeners.tcp { bind }` or `listeners.tcp.<name> { bind }`."""
+class TlsConfig:
+    """The TLS part of `listeners.ssl[.<name>] { ... }`, NanoMQ's keys."""
 
-    name: str  # "tcp" for the unnamed one, else "tcp.<name>"
+    certfile: str
+    keyfile: str
+    cacertfile: str | None = None  # CAs that sign client certificates (mutual TLS)
+    key_password: str | None = field(default=None, repr=False)  # never printed
+    verify_peer: bool = False  # ask for a client certificate and verify it
+    fail_if_no_peer_cert: bool = False  # with verify_peer: refuse clients without one
+    peer_cert_as_username: str | None = None  # "cn": the certificate's CN is the username (ours)
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """One MQTT listener: `listeners.tcp[.<name>] { bind }` or `listeners.ssl[.<name>] { ... }`."""
+
+    name: str  # "tcp" / "ssl" for the unnamed ones, else "tcp.<name>" / "ssl.<name>"
     host: str
     port: int  # 0 asks the OS for a free port (tests)
+    tls: TlsConfig | None = None  # set for ssl listeners
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,69 @@ class MqttConfig:
     property_size: int = 32  # max number of user properties per packet
     max_topic_alias: int = 65535  # Topic Alias Maximum we announce and accept
     connect_timeout: float = 10.0  # seconds a socket may stay open without CONNECT (ours)
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """The `limits { ... }` block (ours): what one client or source may cost the broker."""
+
+    max_connections: int = 10_000  # open sockets over all listeners; more are closed at accept
+    max_connection_rate: int = 500  # new connections per source IP per second (burst as large); 0 = no limit
+    max_topic_length: int = 4096  # characters of a topic name or filter
+    max_topic_levels: int = 64  # levels of a topic name or filter
+    max_subscriptions: int = 1000  # per client; 0 = no limit
+    max_retained_messages: int = 100_000  # 0 = no limit
+    max_retained_bytes: int = 64 * 1024 * 1024  # payload bytes of retained messages; 0 = no limit
+
+
+@dataclass(frozen=True)
+class AclRule:
+    """One entry of NanoMQ's ACL `rules = [...]`."""
+
+    permit: bool  # allow
+    action: str = "pubsub"  # "publish", "subscribe", "pubsub"
+    topics: tuple[str, ...] = ()  # filters, may hold ${username} / ${clientid}; empty: every topic
+    conditions: tuple[tuple[str, str | None], ...] = ()  # (username|clientid|ipaddr, value; None = "#")
+    combine: str = "and"  # "and" / "or" over conditions
+    index: int = 0  # position in the file, for messages
+
+
+@dataclass(frozen=True)
+class HttpAuthRequest:
+    """One of `auth.http_auth.{auth_req, super_req, acl_req}`."""
+
+    url: str
+    method: str = "post"  # "post", "get", "put"
+    headers: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, str], ...] = ()  # name -> template with %u %c %a %P %p %C %d %t %m %r %A
+
+
+@dataclass(frozen=True)
+class HttpAuthConfig:
+    """`auth.http_auth { ... }`: ask an HTTP service who may connect, publish and subscribe."""
+
+    auth_req: HttpAuthRequest | None = None
+    super_req: HttpAuthRequest | None = None
+    acl_req: HttpAuthRequest | None = None
+    timeout: float = 5.0  # seconds for a whole request
+    connect_timeout: float = 5.0
+    pool_size: int = 32  # concurrent requests and pooled connections
+    on_error: str = "deny"  # "deny" or "allow" when the service is down, slow or answers 5xx (ours)
+    cache_ttl: float = 60.0  # seconds an answer is reused (ours); 0 = never
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """The `auth { ... }` block, NanoMQ's meanings."""
+
+    allow_anonymous: bool = True  # clients authenticated by nothing may connect
+    no_match: str = "allow"  # ACL verdict when no rule matches: "allow" or "deny"
+    deny_action: str = "ignore"  # on an ACL denial: "ignore" (refuse the one operation) or "disconnect"
+    passwords: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)  # None: no file
+    acl: tuple[AclRule, ...] = ()
+    cache_max_size: int = 32  # ACL decisions remembered per client
+    cache_ttl: float = 60.0  # seconds
+    http: HttpAuthConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -125,4 +202,6 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     http_server: HttpServerConfig | None = field(default_factory=HttpServerConfig)
     webhook: WebhookConfig | None = None  # None: no webhook block, or enable = false
+    auth: AuthConfig | None = None  # None: no auth block (everyone may connect and do anything)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     source: str | None = None  # the file it was read from

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 
 import gevent
 from gevent.event import Event
@@ -20,6 +21,8 @@ from ..broker.client import Client
 from ..config.model import ListenerConfig
 from ..mqtt.codec import MqttDecoder
 from ..mqtt.errors import MqttError
+from . import tls
+from .admission import Admission
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +33,12 @@ _FLUSH_TIMEOUT = 2.0  # seconds a closing connection may take to send what it ha
 class Connection:
     """One accepted socket: the transport of a `Client` (`write`, `close`, `pending_bytes`)."""
 
-    def __init__(self, sock, address, broker) -> None:
+    def __init__(self, sock, address, broker, cert_username: str | None = None, facts: dict | None = None) -> None:
         self.sock = sock
         self.address = address
         self.broker = broker
+        self.cert_username = cert_username
+        self.facts = facts
         self.pending_bytes = 0  # queued for sending and not yet sent
         self._chunks: list[bytes] = []
         self._wake = Event()
@@ -55,7 +60,7 @@ class Connection:
     # -- the two loops -----------------------------------------------------------------
 
     def serve(self) -> None:
-        client = Client(self.broker, self, self.address)
+        client = Client(self.broker, self, self.address, self.cert_username, self.facts)
         writer = gevent.spawn(self._write_loop)
         try:
             reason = self._read_loop(client)
@@ -71,11 +76,16 @@ class Connection:
         sock = self.sock
         stats = self.broker.stats
         decoder = MqttDecoder(self.broker.config.max_packet_size)
-        sock.settimeout(self.broker.config.connect_timeout)
+        # One deadline for the whole CONNECT, so a client trickling bytes cannot hold the socket.
+        connect_deadline = time.monotonic() + self.broker.config.connect_timeout
         while not client.closed:
+            if client.info is None:
+                sock.settimeout(max(connect_deadline - time.monotonic(), 0.001))
             try:
                 data = sock.recv(_READ_SIZE)
             except socket.timeout:
+                if client.info is None:
+                    stats.limits_hit["connect_timeout"] += 1
                 return reasons.KEEPALIVE_TIMEOUT
             except OSError:
                 return reasons.TCP_CLOSED
@@ -86,6 +96,8 @@ class Connection:
                 packets = decoder.feed(data)
             except MqttError as error:
                 for packet in error.packets:  # what came before the bad bytes still counts
+                    if client.closed:  # e.g. a DISCONNECT came first
+                        break
                     client.handle(packet)
                 client.protocol_violation(error)
                 break
@@ -126,11 +138,14 @@ class Connection:
 
 
 class TcpListener:
-    """One `listeners.tcp` entry: accepts connections and serves each in its own greenlet."""
+    """One `listeners.tcp` or `listeners.ssl` entry: admits connections, does the TLS
+    handshake for ssl, and serves each in its own greenlet."""
 
-    def __init__(self, config: ListenerConfig, broker) -> None:
+    def __init__(self, config: ListenerConfig, broker, admission: Admission | None = None) -> None:
         self.config = config
         self.broker = broker
+        self.admission = admission or Admission(broker.limits, broker.stats)
+        self._tls_context = None
         self._server = StreamServer((config.host, config.port), self._handle, backlog=1024)
 
     @property
@@ -138,6 +153,8 @@ class TcpListener:
         return self._server.address[:2]
 
     def start(self) -> None:
+        if self.config.tls is not None:  # a bad key or password stops start-up, as a bad port does
+            self._tls_context = tls.server_context(self.config.tls)
         self._server.start()
         host, port = self.address
         log.info("MQTT listener %s listening on %s:%d", self.config.name, host, port)
@@ -151,5 +168,25 @@ class TcpListener:
         self._server.stop(timeout)
 
     def _handle(self, sock, address) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        Connection(sock, address, self.broker).serve()
+        if not self.admission.admit(address[0]):
+            sock.close()
+            return
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            cert_username = None
+            facts = {"p": str(sock.getsockname()[1])}
+            if self._tls_context is not None:
+                try:
+                    sock = tls.handshake(self._tls_context, sock, self.broker.config.connect_timeout)
+                except OSError as error:
+                    self.broker.stats.tls_handshake_failures += 1
+                    log.info("TLS handshake with %s:%s failed: %s", address[0], address[1], error)
+                    sock.close()
+                    return
+                common_name, subject = tls.peer_names(sock)
+                facts.update(C=common_name or "", d=subject or "")
+                if self.config.tls.peer_cert_as_username == "cn":
+                    cert_username = common_name
+            Connection(sock, address, self.broker, cert_username, facts).serve()
+        finally:
+            self.admission.release()

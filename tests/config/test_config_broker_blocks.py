@@ -77,11 +77,11 @@ def test_unimplemented_listener_kinds_warn_once_each(tmp_path):
     loaded = load(
         tmp_path,
         'listeners.tcp { bind = "0.0.0.0:1883" }\n'
-        'listeners.ssl { bind = "0.0.0.0:8883", keyfile = "k", certfile = "c" }\n'
+        'listeners.wss { bind = "0.0.0.0:8084/mqtt" }\n'
         'listeners.ws { bind = "0.0.0.0:8083/mqtt" }\n',
     )
     assert loaded.warnings == [
-        f"{tmp_path / 'nanomq.conf'}:2: listeners.ssl is not implemented (ignored)",
+        f"{tmp_path / 'nanomq.conf'}:2: listeners.wss is not implemented (ignored)",
         f"{tmp_path / 'nanomq.conf'}:3: listeners.ws is not implemented (ignored)",
     ]
 
@@ -240,7 +240,7 @@ def test_unimplemented_blocks_and_unknown_keys_warn_once_each_with_full_path(tmp
     loaded = load(
         tmp_path,
         "system { parallel = 0 }\n"
-        "auth {\n allow_anonymous = true\n}\n"
+        "authorization {\n sources = []\n}\n"
         "bridges.mqtt.emqx1 { server = \"mqtt-tcp://127.0.0.1:1883\" }\n"
         "mqtt {\n foo = 1\n}\n"
         "log.rotation.bar = 2\n"
@@ -249,7 +249,7 @@ def test_unimplemented_blocks_and_unknown_keys_warn_once_each_with_full_path(tmp
     conf = tmp_path / "nanomq.conf"
     assert sorted(loaded.warnings) == sorted([
         f"{conf}:1: system is not implemented (ignored)",
-        f"{conf}:2: auth is not implemented (ignored)",
+        f"{conf}:2: authorization is not implemented (ignored)",
         f"{conf}:5: bridges is not implemented (ignored)",
         f"{conf}:7: unknown key mqtt.foo (ignored)",
         f"{conf}:9: unknown key log.rotation.bar (ignored)",
