@@ -47,7 +47,7 @@ class Session:
     expiry_interval: int = 0  # seconds after disconnect; NEVER_EXPIRES for ever
     subscriptions: dict[str, SubscriptionOptions] = field(default_factory=dict)
     inflight: dict[int, Delivery] = field(default_factory=dict)
-    pending: deque = field(default_factory=deque)
+    pending: deque | None = None  # made on first use: most sessions never queue
     awaiting_release: set[int] = field(default_factory=set)  # incoming QoS 2 ids before PUBREL
     expiry_timer: object | None = None  # gevent greenlet ending the session, while offline
     will_timer: object | None = None  # gevent greenlet publishing a delayed will
@@ -64,10 +64,13 @@ class Session:
         if client is not None and not self.pending and len(self.inflight) < client.send_window:
             self._send_new(delivery)
             return
-        if len(self.pending) >= self.max_queue_len:
-            self.pending.popleft()
+        pending = self.pending
+        if pending is None:
+            pending = self.pending = deque()
+        elif len(pending) >= self.max_queue_len:
+            pending.popleft()
             self.stats.messages_dropped["queue_full"] += 1
-        self.pending.append(delivery)
+        pending.append(delivery)
 
     def _send_new(self, delivery: Delivery) -> None:
         packet_id = self._next_packet_id()
