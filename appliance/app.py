@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from .auth.access import AccessControl
-from .auth.http import HttpAuth
 from .broker import Broker
 from .config.model import Config
 from .listeners.admission import Admission
 from .listeners.tcp import TcpListener
 from .metrics import HttpServer, create_registry
-from .webhook import WebhookStage
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +24,13 @@ class Appliance:
         self.broker = Broker(config.mqtt, config.limits)
         self.broker.access = _access_control(config, self.broker.stats)
         self.registry = create_registry(self.broker)
-        self.webhook = WebhookStage(config.webhook, self.registry) if config.webhook else None
-        if self.webhook is not None:
+        self.webhook = None
+        if config.webhook is not None:
+            # Imported only when configured: urllib3 and the stage cost start-up time and
+            # memory on boxes that do not use them.
+            from .webhook import WebhookStage
+
+            self.webhook = WebhookStage(config.webhook, self.registry)
             self.broker.add_hooks(self.webhook)
         admission = Admission(config.limits, self.broker.stats)  # shared: limits count every listener
         self.listeners = [TcpListener(listener, self.broker, admission) for listener in config.listeners]
@@ -70,9 +72,12 @@ class Appliance:
         log.info("stopped")
 
 
-def _access_control(config: Config, stats) -> AccessControl | None:
+def _access_control(config: Config, stats):
     """None without an auth block: the broker then checks nothing at all."""
     if config.auth is None:
         return None
+    from .auth.access import AccessControl  # only with an auth block, as the webhook stage
+    from .auth.http import HttpAuth
+
     http = HttpAuth(config.auth.http, stats) if config.auth.http is not None else None
     return AccessControl(config.auth, http)

@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+# Reasons `messages_dropped` counts under; exported at 0 before the first drop so rate()
+# and alerts work from the start.
+DROP_REASONS = (
+    "queue_full", "expired", "too_large", "no_subscribers", "slow_subscriber", "session_ended",
+    "too_many_properties",
+)
+
 
 class BrokerStats:
     __slots__ = (

@@ -9,8 +9,7 @@ from __future__ import annotations
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-# Exported at 0 before the first drop, so rate() and the queue alerts work from the start.
-DROP_REASONS = ("queue_full", "expired", "too_large", "no_subscribers", "slow_subscriber", "session_ended")
+from ..broker.stats import DROP_REASONS
 
 
 class BrokerCollector(Collector):
@@ -52,6 +51,16 @@ class BrokerCollector(Collector):
         yield _counter("appliance_sent_bytes_total", "Bytes written to MQTT connections.", stats.bytes_sent)
         yield _counter("appliance_packets_received_total", "MQTT control packets received.", stats.packets_received)
         yield _counter("appliance_packets_sent_total", "MQTT control packets sent.", stats.packets_sent)
+        yield _labelled_counter("appliance_acl_denied_total",
+                        "PUBLISH, SUBSCRIBE and will messages refused by the ACL, by action.", "action",
+                        sorted(stats.acl_denied.items()))
+        yield _labelled_counter("appliance_limits_hit_total",
+                        "Connections, packets or messages refused by a configured limit, by limit.", "limit",
+                        sorted(stats.limits_hit.items()))
+        yield _counter("appliance_tls_handshake_failures_total", "TLS handshakes that failed on ssl listeners.",
+                       stats.tls_handshake_failures)
+        yield _counter("appliance_http_auth_errors_total",
+                       "http_auth requests that failed (unreachable, slow or 5xx).", stats.http_auth_errors)
 
 
 def _gauge(name: str, documentation: str, value: int) -> GaugeMetricFamily:

@@ -172,3 +172,14 @@ def test_webhook_endpoint_down_counts_retries_then_failures_as_refused(broker_fa
     assert scraper.value("appliance_webhook_requests_total", event="message_publish",
                          outcome="failed", reason="refused") == 3
     assert scraper.value("appliance_webhook_request_duration_seconds_count", event="message_publish") == 6
+
+
+def test_limit_refusals_are_counted_by_limit(broker_factory, mqtt, fetch):
+    broker = broker_factory("limits { max_subscriptions = 1 }\n")
+    scraper = Scraper(fetch, broker.http_port)
+    client = mqtt(broker.port, "greedy")
+    client.connect()
+    assert client.subscribe("one", qos=1) == [1]
+    assert client.subscribe("two", qos=1) == [0x80]  # v3.1.1 has no 0x97
+    assert scraper.value("appliance_limits_hit_total", limit="max_subscriptions") == 1
+    assert scraper.value("appliance_acl_denied_total", action="subscribe") == 0
