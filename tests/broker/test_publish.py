@@ -3,6 +3,9 @@
 import paho.mqtt.client as paho
 import pytest
 
+from appliance.mqtt.packets import PubAck
+from tests.broker.raw import RawClient
+
 
 @pytest.mark.parametrize("qos", [0, 1, 2])
 def test_message_arrives_at_the_qos_of_the_subscription_and_publish(broker, mqtt, qos):
@@ -91,8 +94,6 @@ def test_offline_persistent_session_queues_up_to_max_mqueue_len_dropping_oldest(
 
 def test_qos2_publish_is_routed_once_even_when_resent_before_pubrel(broker, mqtt):
     """The broker keeps the packet id until PUBREL: a DUP resend is not routed again."""
-    from tests.broker.raw import RawClient
-
     sub = mqtt(broker.port, "sub")
     sub.connect()
     sub.subscribe("dup/t", qos=2)
@@ -115,8 +116,6 @@ def test_v5_puback_says_no_matching_subscribers(broker, mqtt):
 
 
 def test_v5_receive_maximum_of_the_client_limits_messages_in_flight(broker, mqtt):
-    from tests.broker.raw import RawClient
-
     raw = RawClient(broker.port, "one-at-a-time", version=5, properties={"receive_maximum": 1})
     raw.subscribe("rm/t", qos=1)
     pub = mqtt(broker.port, "pub")
@@ -125,7 +124,5 @@ def test_v5_receive_maximum_of_the_client_limits_messages_in_flight(broker, mqtt
     pub.publish("rm/t", b"2", qos=1)
     first = raw.expect("Publish")
     raw.roundtrip()  # the PINGRESP comes back; the second message must not have
-    from appliance.mqtt.packets import PubAck
-
     raw.send(PubAck(first.packet_id))
     assert raw.expect("Publish").payload == b"2"
