@@ -137,7 +137,9 @@ class Broker:
         client.session = None
         will = client.will
         if session is None:  # taken over: the new connection owns the session now
-            if will is not None:
+            # A new connection within the Will Delay Interval cancels a delayed will (MQTT 5
+            # section 3.1.3.2.2); one without a delay is due now.
+            if will is not None and not will.properties.get("will_delay_interval"):
                 self.publish(self._will_message(client), client.info)
             return
         session.client = None
@@ -170,10 +172,9 @@ class Broker:
         )
 
     def _expire_session(self, session: Session) -> None:
+        # A pending will is left to fire: detach() scheduled it no later than this, since a
+        # will is due when its session ends.
         session.expiry_timer = None
-        if session.will_timer is not None:  # the will is due when the session ends
-            session.will_timer.kill(block=False)
-            session.will_timer = None
         if self.sessions.get(session.client_id) is session and session.client is None:
             log.debug("session %s expired", session.client_id)
             self._end_session(session)

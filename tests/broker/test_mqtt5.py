@@ -172,3 +172,30 @@ def test_v5_more_user_properties_than_property_size_are_refused(broker_factory, 
     two = _props(PacketTypes.PUBLISH, UserProperty=[("a", "1"), ("b", "2")])
     assert pub.publish("up/t", b"fine", qos=1, properties=two) == 0
     assert sub.expect_message().payload == b"fine"
+
+
+def test_v5_will_is_published_when_the_session_ends_before_the_will_delay(broker, mqtt):
+    watcher = mqtt(broker.port, "watcher")
+    watcher.connect()
+    watcher.subscribe("wills/#", qos=1)
+    short = mqtt(broker.port, "short-session", protocol=V5, clean=False)
+    will_props = _props(PacketTypes.WILLMESSAGE, WillDelayInterval=600)
+    short.connect(will={"topic": "wills/short", "payload": b"ended", "qos": 1, "properties": will_props},
+                  properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=1))
+    short.close()
+    assert watcher.expect_message().payload == b"ended"
+
+
+def test_v5_takeover_within_the_will_delay_cancels_the_will(broker, mqtt):
+    watcher = mqtt(broker.port, "watcher")
+    watcher.connect()
+    watcher.subscribe("wills/#", qos=1)
+    first = mqtt(broker.port, "taken", protocol=V5, clean=False)
+    will_props = _props(PacketTypes.WILLMESSAGE, WillDelayInterval=600)
+    first.connect(will={"topic": "wills/taken", "payload": b"no", "qos": 1, "properties": will_props},
+                  properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=600))
+    second = mqtt(broker.port, "taken", protocol=V5, clean=False)
+    second.connect(properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=600))
+    assert first.disconnects.get(timeout=10) == 0x8E
+    second.roundtrip()
+    watcher.expect_no_message()
