@@ -7,7 +7,6 @@ import pytest
 from tests.broker.raw import RawClient
 from tests.conftest import raw_socket
 
-CONNECT_V5 = b"\x10\x10\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x03bad"  # clean start, no props, id "bad"
 DISCONNECT = 0xE0
 
 

@@ -7,7 +7,6 @@ import subprocess
 import urllib.parse
 from pathlib import Path
 
-import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 DASHBOARD = json.loads((DOCS / "grafana-dashboard.json").read_text())
