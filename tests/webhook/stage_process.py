@@ -70,7 +70,10 @@ class StageProcess:
         self.proc.wait(10)
 
     def terminate(self) -> int:
-        """SIGTERM, as docker stop sends; returns the exit status."""
+        """SIGTERM, as docker stop sends, once every command sent so far has been handled (they
+        travel over a pipe, the signal does not, and it must not overtake them); returns the
+        exit status."""
+        self.metrics()
         self.proc.send_signal(signal.SIGTERM)
         assert self._reply().get("stopped"), self.logs()
         return self.proc.wait(30)
