@@ -27,7 +27,9 @@ def handshake(context: ssl.SSLContext, sock, timeout: float):
     """The TLS socket over `sock` once the handshake is done within `timeout` seconds;
     raises OSError (ssl.SSLError, socket.timeout) otherwise."""
     sock.settimeout(timeout)
-    return context.wrap_socket(sock, server_side=True)
+    tls_sock = context.wrap_socket(sock, server_side=True)
+    tls_sock.settimeout(None)  # from here on the keepalive decides how long a client may be quiet
+    return tls_sock
 
 
 def peer_names(tls_sock) -> tuple[str | None, str | None]:

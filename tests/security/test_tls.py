@@ -116,6 +116,15 @@ def test_silent_tls_client_is_cut_at_connect_timeout(broker_factory, pki):
     broker.wait_for_log("TLS handshake with .* failed")
 
 
+def test_an_idle_tls_client_outlives_the_connect_timeout(broker_factory, pki):
+    broker = broker_factory("mqtt { connect_timeout = 1s }\n" + ssl_listener(pki), listeners=2)
+    code, idle = tls_client(broker.mqtt_ports["ssl"], pki, "idle")
+    assert code == 0
+    with socket.create_connection(("127.0.0.1", broker.mqtt_ports["ssl"]), timeout=TIMEOUT) as silent:
+        assert silent.recv(16) == b""  # the connect timeout has now passed for `idle` too
+    idle.roundtrip()  # the handshake's timeout must not be left on the connected socket
+
+
 def test_environment_configures_the_tls_listener(broker_factory, pki):
     env = {"NANOMQ_TLS_ENABLE": "true", "NANOMQ_TLS_URL": "tls+nmq-tcp://127.0.0.1:0",
            "NANOMQ_TLS_CERT_PATH": pki.server_cert, "NANOMQ_TLS_KEY_PATH": pki.server_key,
