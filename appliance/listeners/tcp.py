@@ -1,9 +1,9 @@
-"""MQTT over TCP: a gevent StreamServer per listener and the I/O loop of each connection.
+"""MQTT over TCP: a gevent StreamServer per listener and the I/O of each connection.
 
-Only I/O lives here. Each connection reads into the codec and hands packets to its
-`Client`; one writer greenlet per connection owns the socket's sending side and coalesces
-everything queued since its last write into one `sendall`, so writes never interleave and
-a burst of small packets costs one system call.
+Only I/O lives here. A quiet connection costs no greenlet: an io watcher on its socket
+starts a short-lived greenlet when bytes arrive, which feeds them to the codec, hands the
+packets to the `Client` and ends. Writes are queued and flushed once per turn of the
+event loop, so a burst of small packets costs one system call.
 """
 
 from __future__ import annotations
@@ -35,19 +35,26 @@ _FLUSH_TIMEOUT = 2.0  # seconds a closing connection may take to send what it ha
 class Connection:
     """One accepted socket: the transport of a `Client` (`write`, `close`, `pending_bytes`).
 
-    Writes are queued and flushed once per turn of the event loop, from a loop callback:
+    Reading: while the peer is quiet the connection is just an io watcher. A greenlet
+    parked in `recv` would keep its stack, several KB that 10,000 idle clients all pay
+    for; instead, when the socket turns readable a greenlet reads what is there, handles
+    the packets (which may block, e.g. on an HTTP auth server), re-arms the watcher and
+    ends.
+
+    Writing: queued and flushed once per turn of the event loop, from a loop callback:
     everything the broker queued for this socket in that turn (a burst of fan-out, an ack
     and the messages it released) goes out in one non-blocking `send`, with no greenlet
     switch. Only when the kernel's buffer is full (a slow reader) or the socket is TLS does
-    a writer greenlet take over with `sendall`, until the queue is empty again; so an idle
-    connection costs one greenlet (its reader), and there is never more than one writer.
+    a writer greenlet take over with `sendall`, until the queue is empty again; so there
+    is never more than one writer.
     """
 
     __slots__ = ("sock", "address", "broker", "cert_username", "facts", "client", "pending_bytes",
-                 "created", "last_read", "_chunks", "_raw_send", "_flush_scheduled", "_writer",
-                 "_closing", "_done")
+                 "created", "last_read", "_on_closed", "_readable", "_decoder", "_raw_recv", "_chunks",
+                 "_raw_send", "_flush_scheduled", "_writer", "_closing", "_done")
 
-    def __init__(self, sock, address, broker, cert_username: str | None = None, facts: dict | None = None) -> None:
+    def __init__(self, sock, address, broker, cert_username: str | None = None, facts: dict | None = None,
+                 on_closed=None) -> None:
         self.sock = sock
         self.address = address
         self.broker = broker
@@ -56,8 +63,15 @@ class Connection:
         self.client: Client | None = None
         self.pending_bytes = 0  # queued for sending and not yet sent
         self.created = self.last_read = time.monotonic()  # for the CONNECT and keepalive deadlines
+        self._on_closed = on_closed  # called once the socket is closed
+        self._readable = None  # the io watcher that starts a reader when bytes arrive
+        self._decoder = None
+        # Plain TCP goes straight to the kernel's non-blocking socket; TLS needs gevent's
+        # wrapper, which waits cooperatively for the rest of a record.
+        tls_sock = isinstance(sock, SSLSocket)
+        self._raw_recv = None if tls_sock else sock._sock.recv
+        self._raw_send = None if tls_sock else sock._sock.send
         self._chunks: list[bytes] = []
-        self._raw_send = None if isinstance(sock, SSLSocket) else sock._sock.send
         self._flush_scheduled = False
         self._writer = None  # the greenlet draining the queue while the socket is slow
         self._closing = False
@@ -161,17 +175,71 @@ class Connection:
 
     # -- reading -----------------------------------------------------------------------
 
-    def serve(self) -> None:
-        client = self.client = Client(self.broker, self, self.address, self.cert_username, self.facts)
+    def start(self) -> None:
+        """Begin serving; returns at once (the caller's greenlet may end)."""
+        self.client = Client(self.broker, self, self.address, self.cert_username, self.facts)
+        self._decoder = MqttDecoder(self.broker.config.max_packet_size)
+        self._readable = get_hub().loop.io(self.sock.fileno(), 1)
+        self._readable.start(self._on_readable)
+
+    def _on_readable(self) -> None:
+        """Loop callback: the hub must not block, so the reading happens in a greenlet."""
+        self._readable.stop()
+        gevent.spawn_raw(self._read)
+
+    def _read(self) -> None:
         try:
-            reason = self._read_loop(client)
+            reason = self._read_available()
         except Exception:
             log.exception("connection %s:%s failed", *self.address[:2])
             reason = reasons.TCP_CLOSED
-        client.connection_lost(reason)
+        if reason is None:
+            self._readable.start(self._on_readable)
+        else:
+            self._finish(reason)
+
+    def _read_available(self) -> str | None:
+        """Read and handle what the socket holds; the reason to close, or None to wait."""
+        client = self.client
+        stats = self.broker.stats
+        while True:
+            try:
+                data = self._raw_recv(_READ_SIZE) if self._raw_recv is not None else self.sock.recv(_READ_SIZE)
+            except BlockingIOError:
+                return None  # woken for nothing
+            except OSError:
+                return reasons.TCP_CLOSED
+            if not data:
+                return reasons.TCP_CLOSED
+            self.last_read = time.monotonic()
+            stats.bytes_received += len(data)
+            try:
+                packets = self._decoder.feed(data)
+            except MqttError as error:
+                for packet in error.packets:  # what came before the bad bytes still counts
+                    if client.closed:  # e.g. a DISCONNECT came first
+                        break
+                    client.handle(packet)
+                client.protocol_violation(error)
+                return reasons.TCP_CLOSED
+            stats.packets_received += len(packets)
+            for packet in packets:
+                client.handle(packet)
+                if client.closed:
+                    return reasons.TCP_CLOSED
+            # A full read may have left more in the kernel, and TLS may hold decrypted bytes
+            # that no watcher sees: read on. Otherwise other connections get their turn.
+            if len(data) < _READ_SIZE and (self._raw_recv is not None or not self.sock.pending()):
+                return None
+
+    def _finish(self, reason: str) -> None:
+        self._readable.close()
+        self.client.connection_lost(reason)
         self._send_last_words()
         self._done = True
         self.sock.close()
+        if self._on_closed is not None:
+            self._on_closed(self)
 
     def _send_last_words(self) -> None:
         """Before closing, send what is still queued (a refusing CONNACK, a DISCONNECT),
@@ -189,50 +257,27 @@ class Connection:
                 except OSError:
                     pass
 
-    def _read_loop(self, client: Client) -> str:
-        sock = self.sock
-        stats = self.broker.stats
-        decoder = MqttDecoder(self.broker.config.max_packet_size)
-        monotonic = time.monotonic
-        while not client.closed:
-            try:
-                data = sock.recv(_READ_SIZE)
-            except OSError:
-                return reasons.TCP_CLOSED
-            if not data:
-                return reasons.TCP_CLOSED
-            self.last_read = monotonic()
-            stats.bytes_received += len(data)
-            try:
-                packets = decoder.feed(data)
-            except MqttError as error:
-                for packet in error.packets:  # what came before the bad bytes still counts
-                    if client.closed:  # e.g. a DISCONNECT came first
-                        break
-                    client.handle(packet)
-                client.protocol_violation(error)
-                break
-            stats.packets_received += len(packets)
-            for packet in packets:
-                client.handle(packet)
-                if client.closed:
-                    break
-        return reasons.TCP_CLOSED
+
+class _Server(StreamServer):
+    """A StreamServer that leaves each socket open when its handler returns: the
+    `Connection` outlives the handler's greenlet and closes the socket itself."""
+
+    def do_close(self, sock, *args) -> None:
+        pass
 
 
 class TcpListener:
     """One `listeners.tcp` or `listeners.ssl` entry: admits connections, does the TLS
-    handshake for ssl, and serves each in its own greenlet."""
+    handshake for ssl, and starts a `Connection` for each."""
 
     def __init__(self, config: ListenerConfig, broker, admission: Admission | None = None) -> None:
         self.config = config
         self.broker = broker
         self.admission = admission or Admission(broker.limits, broker.stats)
         self._tls_context = None
-        # A bare greenlet per connection: gevent's Greenlet object would add ~0.7 KB to every
-        # idle connection, and the broker ends connections itself at shutdown.
-        self._server = StreamServer((config.host, config.port), self._handle, backlog=1024,
-                                    spawn=gevent.spawn_raw)
+        # A bare greenlet runs each handler (gevent's Greenlet object costs more, and no one
+        # waits for a handler): it admits the socket, does the TLS handshake and ends.
+        self._server = _Server((config.host, config.port), self._handle, backlog=1024, spawn=gevent.spawn_raw)
         self._connections: set[Connection] = set()
         self._sweeper = None
 
@@ -275,27 +320,36 @@ class TcpListener:
         if not self.admission.admit(address[0]):
             sock.close()
             return
+        connection = None
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            cert_username = None
-            facts = {"p": str(sock.getsockname()[1])}
-            if self._tls_context is not None:
-                try:
-                    sock = tls.handshake(self._tls_context, sock, self.broker.config.connect_timeout)
-                except OSError as error:
-                    self.broker.stats.tls_handshake_failures += 1
-                    log.info("TLS handshake with %s:%s failed: %s", address[0], address[1], error)
-                    sock.close()
-                    return
-                common_name, subject = tls.peer_names(sock)
-                facts.update(C=common_name or "", d=subject or "")
-                if self.config.tls.peer_cert_as_username == "cn":
-                    cert_username = common_name
-            connection = Connection(sock, address, self.broker, cert_username, facts)
-            self._connections.add(connection)
-            try:
-                connection.serve()
-            finally:
-                self._connections.discard(connection)
+            connection = self._connection(sock, address)
         finally:
-            self.admission.release()
+            if connection is None:  # refused at the TLS handshake, or failed
+                sock.close()
+                self.admission.release()
+        if connection is not None:
+            self._connections.add(connection)
+            connection.start()
+
+    def _connection(self, sock, address) -> Connection | None:
+        """The connection over an admitted socket, after the TLS handshake for ssl; None
+        when the handshake fails."""
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cert_username = None
+        facts = {"p": str(sock.getsockname()[1])}
+        if self._tls_context is not None:
+            try:
+                sock = tls.handshake(self._tls_context, sock, self.broker.config.connect_timeout)
+            except OSError as error:
+                self.broker.stats.tls_handshake_failures += 1
+                log.info("TLS handshake with %s:%s failed: %s", address[0], address[1], error)
+                return None
+            common_name, subject = tls.peer_names(sock)
+            facts.update(C=common_name or "", d=subject or "")
+            if self.config.tls.peer_cert_as_username == "cn":
+                cert_username = common_name
+        return Connection(sock, address, self.broker, cert_username, facts, self._closed)
+
+    def _closed(self, connection: Connection) -> None:
+        self._connections.discard(connection)
+        self.admission.release()
