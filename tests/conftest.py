@@ -225,11 +225,16 @@ class MqttClient:
         self.client.loop_stop()
 
     def close(self) -> None:
+        """Drop the connection without a DISCONNECT, as a crashed client would."""
+        sock = self.client.socket()
+        if sock:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # also wakes paho's loop thread at once
+            except OSError:
+                pass
         self.client.loop_stop()
-        try:
-            self.client.socket() and self.client.socket().close()
-        except OSError:
-            pass
+        if sock:
+            sock.close()
 
 
 @pytest.fixture
