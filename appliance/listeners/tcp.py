@@ -51,7 +51,7 @@ class Connection:
 
     __slots__ = ("sock", "address", "broker", "cert_username", "facts", "client", "pending_bytes",
                  "created", "last_read", "_on_closed", "_readable", "_decoder", "_raw_recv", "_chunks",
-                 "_raw_send", "_flush_scheduled", "_writer", "_closing", "_done")
+                 "_raw_send", "_flush_scheduled", "_writer", "_give_up", "_closing", "_done")
 
     def __init__(self, sock, address, broker, cert_username: str | None = None, facts: dict | None = None,
                  on_closed=None) -> None:
@@ -74,6 +74,7 @@ class Connection:
         self._chunks: list[bytes] = []
         self._flush_scheduled = False
         self._writer = None  # the greenlet draining the queue while the socket is slow
+        self._give_up = None  # the timer that ends a closing connection whose peer does not read
         self._closing = False
         self._done = False  # the socket is shut down; nothing more can be sent
 
@@ -93,6 +94,10 @@ class Connection:
         if self._closing:
             return
         self._closing = True
+        # A peer that stopped reading would keep a writer blocked, and the socket and its
+        # max_connections place taken, for ever: it gets _FLUSH_TIMEOUT to take what is queued.
+        self._give_up = get_hub().loop.timer(_FLUSH_TIMEOUT)
+        self._give_up.start(self._shut_down)
         if not self._flush_scheduled and self._writer is None:
             self._flush_scheduled = True
             get_hub().loop.run_callback(self._flush)
@@ -236,10 +241,16 @@ class Connection:
         self._readable.close()
         self.client.connection_lost(reason)
         self._send_last_words()
+        if self._give_up is not None:
+            self._give_up.close()
         self._done = True
         self.sock.close()
         if self._on_closed is not None:
             self._on_closed(self)
+        if self.pending_bytes:
+            info = self.client.info
+            log.info("connection of %s@%s:%s closed with %d byte(s) unsent: the peer was not reading",
+                     info.client_id if info else "?", self.address[0], self.address[1], self.pending_bytes)
 
     def _send_last_words(self) -> None:
         """Before closing, send what is still queued (a refusing CONNACK, a DISCONNECT),

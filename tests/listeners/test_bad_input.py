@@ -101,3 +101,23 @@ def test_slow_subscriber_does_not_stall_publisher_or_others(broker, mqtt):
     pub.roundtrip()
     healthy.roundtrip()
     assert healthy.messages.qsize() == 200
+
+
+def test_a_stuck_subscriber_that_is_taken_over_gives_its_socket_up(broker_factory, mqtt):
+    # Its writer is blocked on a full socket; a takeover must still free the socket and the
+    # max_connections place it holds, after a short grace for the queued bytes.
+    broker = broker_factory("limits { max_connections = 3, max_connection_rate = 0 }\n")
+    stuck = raw_socket(broker.port)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x02st")
+    assert stuck.recv(4) == b"\x20\x02\x00\x00"
+    stuck.sendall(b"\x82\x08\x00\x01\x00\x03big\x00")  # SUBSCRIBE big QoS 0, then never read
+    assert stuck.recv(5) == b"\x90\x03\x00\x01\x00"
+    pub = mqtt(broker.port, "pub")
+    pub.connect()
+    for _ in range(100):  # 6.5 MB: far more than the stuck socket's buffers
+        pub.publish("big", b"x" * 65536, qos=1)
+    pub.roundtrip()
+    RawClient(broker.port, "st").roundtrip()  # takes the session over: 3 sockets open, the limit
+    broker.wait_for_log(r"connection of st@127\.0\.0\.1:\d+ closed with \d+ byte\(s\) unsent")
+    RawClient(broker.port, "fourth").roundtrip()  # the stuck socket's place is free again
