@@ -81,7 +81,7 @@ def test_disconnected_carries_the_real_reason(broker_factory, receiver, how, rea
     elif how == "garbage":
         raw.send_bytes(b"\x30\xff\xff\xff\xff\x7f")  # a PUBLISH whose length cannot be
     elif how == "takeover":
-        RawClient(broker.port, "victim")
+        raw = RawClient(broker.port, "victim")  # the successor, kept open: only the first one ends
     (body,) = bodies(receiver.wait_delivered(1))
     assert (body["clientid"], body["reason"]) == ("victim", reason)
 
