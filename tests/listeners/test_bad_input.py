@@ -118,6 +118,7 @@ def test_a_stuck_subscriber_that_is_taken_over_gives_its_socket_up(broker_factor
     for _ in range(100):  # 6.5 MB: far more than the stuck socket's buffers
         pub.publish("big", b"x" * 65536, qos=1)
     pub.roundtrip()
-    RawClient(broker.port, "st").roundtrip()  # takes the session over: 3 sockets open, the limit
+    successor = RawClient(broker.port, "st")  # takes the session over: 3 sockets open, the limit
     broker.wait_for_log(r"connection of st@127\.0\.0\.1:\d+ closed with \d+ byte\(s\) unsent")
     RawClient(broker.port, "fourth").roundtrip()  # the stuck socket's place is free again
+    successor.roundtrip()
