@@ -24,12 +24,15 @@ from ..mqtt.codec import MqttDecoder
 from ..mqtt.errors import MqttError
 from . import tls
 from .admission import Admission
+from .workers import Workers
 
 log = logging.getLogger(__name__)
 
 _READ_SIZE = 65536
 _SWEEP_INTERVAL = 0.5  # seconds between keepalive/CONNECT deadline checks
 _FLUSH_TIMEOUT = 2.0  # seconds a closing connection may take to send what it has queued
+
+_workers = Workers()  # run read bursts and accepted sockets' handlers, for every listener
 
 
 class Connection:
@@ -190,7 +193,7 @@ class Connection:
     def _on_readable(self) -> None:
         """Loop callback: the hub must not block, so the reading happens in a greenlet."""
         self._readable.stop()
-        gevent.spawn_raw(self._read)
+        _workers.run(self._read)
 
     def _read(self) -> None:
         try:
@@ -286,9 +289,9 @@ class TcpListener:
         self.broker = broker
         self.admission = admission or Admission(broker.limits, broker.stats)
         self._tls_context = None
-        # A bare greenlet runs each handler (gevent's Greenlet object costs more, and no one
-        # waits for a handler): it admits the socket, does the TLS handshake and ends.
-        self._server = _Server((config.host, config.port), self._handle, backlog=1024, spawn=gevent.spawn_raw)
+        # A worker greenlet runs each handler (it admits the socket and does the TLS
+        # handshake): no gevent Greenlet object, and no one waits for a handler.
+        self._server = _Server((config.host, config.port), self._handle, backlog=1024, spawn=_workers.run)
         self._connections: set[Connection] = set()
         self._sweeper = None
 
