@@ -1,9 +1,10 @@
 """MQTT over TCP: a gevent StreamServer per listener and the I/O of each connection.
 
-Only I/O lives here. A quiet connection costs no greenlet: an io watcher on its socket
-starts a short-lived greenlet when bytes arrive, which feeds them to the codec, hands the
-packets to the `Client` and ends. Writes are queued and flushed once per turn of the
-event loop, so a burst of small packets costs one system call.
+Only I/O lives here. A quiet connection costs no greenlet: when bytes arrive, an io
+watcher on its socket hands the connection to a worker greenlet (`workers.py`), which
+feeds them to the codec, hands the packets to the `Client` and goes back to wait for the
+next job. Writes are queued and flushed once per turn of the event loop, so a burst of
+small packets costs one system call.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ class Connection:
 
     Reading: while the peer is quiet the connection is just an io watcher. A greenlet
     parked in `recv` would keep its stack, several KB that 10,000 idle clients all pay
-    for; instead, when the socket turns readable a greenlet reads what is there, handles
-    the packets (which may block, e.g. on an HTTP auth server), re-arms the watcher and
-    ends.
+    for; instead, when the socket turns readable a worker greenlet reads what is there,
+    handles the packets (which may block, e.g. on an HTTP auth server) and re-arms the
+    watcher.
 
     Writing: queued and flushed once per turn of the event loop, from a loop callback:
     everything the broker queued for this socket in that turn (a burst of fan-out, an ack
