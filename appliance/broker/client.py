@@ -84,17 +84,17 @@ class Client:
             return
         reason = reasons.PACKET_TOO_LARGE if error.reason_code == rc.PACKET_TOO_LARGE else (
             reasons.MALFORMED_PACKET if error.reason_code == rc.MALFORMED_PACKET else reasons.PROTOCOL_ERROR)
-        log.info("closing %s (%s): %s", self._name(), reason, error)
+        log.info("closing %s (%s): %s", self.name(), reason, error)
         self.close(reason, error.reason_code)
 
     def protocol_error(self, why: str, reason_code: int) -> None:
-        log.info("closing %s (protocol error): %s", self._name(), why)
+        log.info("closing %s (protocol error): %s", self.name(), why)
         self.close(reasons.PROTOCOL_ERROR, reason_code)
 
     def connection_lost(self, reason: str) -> None:
         """The socket closed, failed or timed out."""
         if not self.closed:
-            log.debug("connection of %s lost: %s", self._name(), reason)
+            log.debug("connection of %s lost: %s", self.name(), reason)
         self.close(reason, rc.KEEP_ALIVE_TIMEOUT if reason == reasons.KEEPALIVE_TIMEOUT else None)
 
     # -- CONNECT ---------------------------------------------------------------------
@@ -127,7 +127,7 @@ class Client:
                 return
             self.acl = access.client_acl(self.info, verdict.superuser, self.facts)
             if will is not None and self.acl is not None and not self.acl.allows(PUBLISH, will.topic):
-                log.info("%s: will topic not authorized, will discarded", self._name())
+                log.info("%s: will topic not authorized, will discarded", self.name())
                 self.broker.stats.acl_denied["will"] += 1
                 will = None
         if version == 5:
@@ -157,13 +157,13 @@ class Client:
                 ack_props["assigned_client_identifier"] = assigned
         self.broker.notify_connack(self.info, rc.SUCCESS)
         self.send(ConnAck(rc.SUCCESS, resumed, ack_props))
-        log.debug("%s connected (v%d, %s session)", self._name(), version, "resumed" if resumed else "new")
+        log.debug("%s connected (v%d, %s session)", self.name(), version, "resumed" if resumed else "new")
         if resumed:
             self.session.resend()
         self.session.pump()
 
     def _refuse(self, reason_code: int, why: str) -> None:
-        log.info("refusing %s: %s", self._name(), why)
+        log.info("refusing %s: %s", self.name(), why)
         self.broker.stats.connections_refused[rc_name(reason_code)] += 1
         self.broker.notify_connack(self.info, reason_code)
         code = reason_code if self.protocol_version == 5 else rc.V5_TO_V3_CONNACK.get(reason_code, rc.V3_SERVER_UNAVAILABLE)
@@ -235,7 +235,7 @@ class Client:
     def _deny_publish(self, publish: Publish) -> None:
         """auth.deny_action: disconnect, or refuse this one message (v5 says why; v3 cannot)."""
         self.broker.stats.acl_denied["publish"] += 1
-        log.info("%s: publish to %r not authorized", self._name(), publish.topic)
+        log.info("%s: publish to %r not authorized", self.name(), publish.topic)
         if self.broker.access.disconnect_on_deny:
             self.close(reasons.NOT_AUTHORIZED, rc.NOT_AUTHORIZED)
         elif publish.qos == 1:
@@ -299,7 +299,7 @@ class Client:
                 return
             if acl is not None and not acl.allows(SUBSCRIBE, plain_filter):
                 self.broker.stats.acl_denied["subscribe"] += 1
-                log.info("%s: subscribe to %r not authorized", self._name(), sub.topic_filter)
+                log.info("%s: subscribe to %r not authorized", self.name(), sub.topic_filter)
                 if self.broker.access.disconnect_on_deny:
                     self.close(reasons.NOT_AUTHORIZED, rc.NOT_AUTHORIZED)
                     return
@@ -437,7 +437,8 @@ class Client:
         if self.info is not None:
             self.broker.notify_disconnected(self.info, reason)
 
-    def _name(self) -> str:
+    def name(self) -> str:
+        """The client id ("?" before CONNECT) and peer address as id@host:port, for logs."""
         client_id = self.info.client_id if self.info else "?"
         return f"{client_id}@{self.peer[0]}:{self.peer[1]}"
 

@@ -252,9 +252,7 @@ class Connection:
         if self._on_closed is not None:
             self._on_closed(self)
         if self.pending_bytes:
-            info = self.client.info
-            log.info("connection of %s@%s:%s closed with %d byte(s) unsent", info.client_id if info else "?",
-                     self.address[0], self.address[1], self.pending_bytes)
+            log.info("connection of %s closed with %d byte(s) unsent", self.client.name(), self.pending_bytes)
 
     def _send_last_words(self) -> None:
         """Before closing, send what is still queued (a refusing CONNACK, a DISCONNECT),
