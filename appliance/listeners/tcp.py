@@ -57,8 +57,8 @@ class Connection:
                  "created", "last_read", "_on_closed", "_readable", "_decoder", "_raw_recv", "_chunks",
                  "_raw_send", "_flush_scheduled", "_writer", "_give_up", "_closing", "_done")
 
-    def __init__(self, sock, address, broker, cert_username: str | None = None, facts: dict | None = None,
-                 on_closed=None) -> None:
+    def __init__(self, sock, address, broker, on_closed, cert_username: str | None = None,
+                 facts: dict | None = None) -> None:
         self.sock = sock
         self.address = address
         self.broker = broker
@@ -67,7 +67,7 @@ class Connection:
         self.client: Client | None = None
         self.pending_bytes = 0  # queued for sending and not yet sent
         self.created = self.last_read = time.monotonic()  # for the CONNECT and keepalive deadlines
-        self._on_closed = on_closed  # called once the socket is closed
+        self._on_closed = on_closed  # called with this connection once the socket is closed
         self._readable = None  # the io watcher that starts a reader when bytes arrive
         self._decoder = None
         # Plain TCP goes straight to the kernel's non-blocking socket; TLS needs gevent's
@@ -249,8 +249,7 @@ class Connection:
             self._give_up.close()
         self._done = True
         self.sock.close()
-        if self._on_closed is not None:
-            self._on_closed(self)
+        self._on_closed(self)
         if self.pending_bytes:
             log.info("connection of %s closed with %d byte(s) unsent", self.client.name(), self.pending_bytes)
 
@@ -361,7 +360,7 @@ class TcpListener:
             facts.update(C=common_name or "", d=subject or "")
             if self.config.tls.peer_cert_as_username == "cn":
                 cert_username = common_name
-        return Connection(sock, address, self.broker, cert_username, facts, self._closed)
+        return Connection(sock, address, self.broker, self._closed, cert_username, facts)
 
     def _closed(self, connection: Connection) -> None:
         self._connections.discard(connection)
