@@ -245,15 +245,7 @@ def _ack_decoder(cls, codes: frozenset):
 
     def decode(data: bytes, pos: int, end: int, version: int):
         packet_id, pos = _read_packet_id(data, pos, end)
-        reason_code = 0
-        properties = {}
-        if version == MQTT_5 and pos < end:
-            reason_code = data[pos]
-            _check_code(reason_code, codes)
-            pos += 1
-            if pos < end:
-                properties, pos = read_properties(data, pos, end, packet_type)
-        _expect_end(pos, end)
+        reason_code, properties = _optional_reason(data, pos, end, version, codes, packet_type)
         return cls(packet_id, reason_code, properties)
 
     return decode
@@ -338,15 +330,7 @@ def _reason_decoder(cls, codes: frozenset):
     packet_type = cls.packet_type
 
     def decode(data: bytes, pos: int, end: int, version: int):
-        reason_code = 0
-        properties = {}
-        if version == MQTT_5 and pos < end:
-            reason_code = data[pos]
-            _check_code(reason_code, codes)
-            pos += 1
-            if pos < end:
-                properties, pos = read_properties(data, pos, end, packet_type)
-        _expect_end(pos, end)
+        reason_code, properties = _optional_reason(data, pos, end, version, codes, packet_type)
         return cls(reason_code, properties)
 
     return decode
@@ -363,6 +347,22 @@ def _v5_properties(data: bytes, pos: int, end: int, version: int, packet_type: i
     if version == MQTT_5:
         return read_properties(data, pos, end, packet_type)
     return {}, pos
+
+
+def _optional_reason(data: bytes, pos: int, end: int, version: int, codes: frozenset,
+                     packet_type: int) -> tuple[int, dict]:
+    """The rest of an ack, DISCONNECT or AUTH: in v5 a reason code then properties, either
+    of which may be left out (0 and none); before v5, nothing."""
+    reason_code = 0
+    properties = {}
+    if version == MQTT_5 and pos < end:
+        reason_code = data[pos]
+        _check_code(reason_code, codes)
+        pos += 1
+        if pos < end:
+            properties, pos = read_properties(data, pos, end, packet_type)
+    _expect_end(pos, end)
+    return reason_code, properties
 
 
 def _check_code(code: int, codes: frozenset) -> None:
