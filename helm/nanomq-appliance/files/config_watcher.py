@@ -19,7 +19,8 @@ import urllib.request
 
 from appliance.config import ConfigError, default_config_path, load_config
 
-WATCHED = ("/etc/nanomq", "/etc/nanomq-secret", "/etc/nanomq-tls")
+# The chart's mounts; WATCH_DIRS (colon-separated) replaces them.
+WATCHED = tuple(os.environ.get("WATCH_DIRS", "/etc/nanomq:/etc/nanomq-secret:/etc/nanomq-tls").split(":"))
 
 
 def fingerprint() -> str:
@@ -38,40 +39,51 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
-def reload_request(http) -> urllib.request.Request:
+def post_reload(http) -> int:
+    """POST /api/v4/reload to the broker in this pod with `http`'s credentials; the HTTP status."""
     request = urllib.request.Request(f"http://127.0.0.1:{http.port}/api/v4/reload", data=b"", method="POST")
     if http.auth_type == "basic":
         token = base64.b64encode(f"{http.username}:{http.password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
-    return request
-
-
-def ask_reload(path: str, http) -> tuple[bool, object]:
-    """(done, http): done is False when the request should be repeated at the next look."""
     try:
-        http = load_config(path).config.http_server or http
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def ask_reload(path: str, running):
+    """Ask for a reload; returns (done, the http_server settings the broker now runs with).
+
+    The broker still runs with the old credentials when the request arrives, so those are tried
+    first, then the new ones (in case it already applied them). done is False when the broker
+    could not be reached: the request is repeated at the next look."""
+    try:
+        new = load_config(path).config.http_server
     except ConfigError as error:
         # The broker keeps its running config for a file it cannot read; ask anyway, so it says why.
         print(f"config-watcher: {error}", flush=True)
-    if http is None:
-        print("config-watcher: the HTTP server is off (http_server.enable = false): cannot ask for a reload",
-              flush=True)
-        return True, http
+        new = None
+    candidates = [http for http in (running, new) if http is not None]
+    if not candidates:
+        print("config-watcher: no HTTP server in the config: cannot ask the broker to reload", flush=True)
+        return True, running
     try:
-        with urllib.request.urlopen(reload_request(http), timeout=30) as response:
-            print(f"config-watcher: files changed, broker reloaded them ({response.status})", flush=True)
-        return True, http
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            print("config-watcher: this broker has no /api/v4/reload; restart the pod to apply the change",
-                  flush=True)
-        else:
-            print(f"config-watcher: reload refused: {error.code} {error.read(300).decode(errors='replace')}",
-                  flush=True)
-        return True, http
+        for http in candidates:
+            status = post_reload(http)
+            if status != 401:
+                break
     except OSError as error:
         print(f"config-watcher: broker not reachable ({error}); trying again", flush=True)
-        return False, http
+        return False, running
+    if 200 <= status < 300:
+        print(f"config-watcher: files changed, the broker reloaded them ({status})", flush=True)
+        return True, new or running
+    if status == 404:
+        print("config-watcher: this broker has no /api/v4/reload; restart the pod to apply the change", flush=True)
+    else:
+        print(f"config-watcher: the broker refused the reload ({status}); see its log", flush=True)
+    return True, running
 
 
 def main() -> int:
