@@ -586,3 +586,26 @@ def test_appliance_down_fires_whatever_the_job_is_called(render, tmp_path):
     test_file.write_text(json.dumps({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}))
     result = run(promtool, "test", "rules", str(test_file), check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_values_schema_describes_every_nested_value():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    missing = []
+
+    def walk(value, node, path):
+        if not isinstance(value, dict) or "properties" not in node:
+            return
+        for key, child in value.items():
+            if key in node["properties"]:
+                walk(child, node["properties"][key], f"{path}.{key}")
+            elif node.get("additionalProperties", True) is False:
+                missing.append(f"{path}.{key}")
+
+    walk(values, schema, "")
+    assert missing == []
+    for section in ("secret", "tls", "websocket", "persistence", "configReload"):
+        assert schema["properties"][section]["additionalProperties"] is False
+    for name in ("extraVolumes", "extraVolumeMounts", "extraEnv", "podAnnotations", "nodeSelector", "tolerations",
+                 "affinity", "priorityClassName"):
+        assert name in schema["properties"]

@@ -133,9 +133,10 @@ def test_a_changed_config_or_secret_asks_the_broker_to_reload_with_the_credentia
     assert watcher.wait(timeout=5) == 0
 
 
-def test_a_broker_without_reload_gets_one_request_and_a_clear_line(pod, serve):
+@pytest.mark.parametrize("status", [404, 405])
+def test_a_broker_without_reload_gets_one_request_and_a_clear_line(pod, serve, status):
     etc, secret, start = pod
-    endpoint = serve(ReloadEndpoint(secret / "http_server.conf", status=404))
+    endpoint = serve(ReloadEndpoint(secret / "http_server.conf", status=status))
     watcher = start(endpoint)
     replace(etc / "nanomq.conf", (etc / "nanomq.conf").read_text() + "# changed\n")
     assert endpoint.next_request() == ("/api/v4/reload", "admin:first", True)

@@ -324,10 +324,12 @@ def test_chart_deployment_runs_under_podman_kube_play(podman, image, render, tmp
     # The rendered Deployment, ConfigMap and Secret as they are, so the chart's securityContext,
     # config and secret mounts and emptyDirs are what the broker runs with. Test-only changes:
     # hostPorts on loopback, and the Secret's files through a hostPath: podman 4.3.1's kube play
-    # panics on secret volumes (nil pointer in VolumeFromSecret).
+    # panics on secret volumes (nil pointer in VolumeFromSecret). With configReload.mode watch,
+    # so the config-watcher sidecar runs next to the broker as in a cluster.
     repository, tag = image.rsplit(":", 1)
     rendered = render("--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-                      "--set", "image.pullPolicy=Never", release="kp")
+                      "--set", "image.pullPolicy=Never", "--set", "configReload.mode=watch",
+                      "--set", "configReload.interval=1", release="kp")
     deployment = rendered.one("Deployment")
     mqtt_port, http_port = free_port(), free_port()
     for port, host_port in zip(rendered.broker["ports"], (mqtt_port, http_port)):
@@ -391,6 +393,18 @@ def test_chart_deployment_runs_under_podman_kube_play(podman, image, render, tmp
         assert received.wait(10)
         subscriber.disconnect()
         subscriber.loop_stop()
+
+        # The watcher sees the Secret's directory change and asks the broker in the pod to reload.
+        (watcher,) = [name for name in names if name.startswith("kp-nanomq-appliance-")
+                      and name.endswith("-config-watcher")]
+        (files / "extra.conf").write_text("# a new key of the Secret\n")
+        (files / "extra.conf").chmod(0o644)
+        outcomes = ("the broker reloaded them (200)", "this broker has no /api/v4/reload; restart the pod")
+        deadline = time.monotonic() + 20
+        while not any(outcome in (logs := run(podman, "logs", watcher).stdout) for outcome in outcomes):
+            assert time.monotonic() < deadline, logs
+            time.sleep(0.2)
+        assert "watching /etc/nanomq, /etc/nanomq-secret every 1 s" in logs
     finally:
         run(podman, "kube", "down", str(tmp_path / "deployment.yaml"), check=False)
         run(podman, "volume", "rm", "-f", rendered.one("ConfigMap")["metadata"]["name"], check=False)

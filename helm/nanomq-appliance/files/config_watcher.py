@@ -79,7 +79,7 @@ def ask_reload(path: str, running):
     if 200 <= status < 300:
         print(f"config-watcher: files changed, the broker reloaded them ({status})", flush=True)
         return True, new or running
-    if status == 404:
+    if status in (404, 405):  # a broker without the endpoint (405: it serves GET there only)
         print("config-watcher: this broker has no /api/v4/reload; restart the pod to apply the change", flush=True)
     else:
         print(f"config-watcher: the broker refused the reload ({status}); see its log", flush=True)
