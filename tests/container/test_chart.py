@@ -428,8 +428,9 @@ def test_secret_files_from_values_go_into_the_chart_made_secret_and_roll_the_pod
     assert "alice-pw-77" not in rendered.configmap_text
     changed = render("--set-string", "secret.files.nanomq_pwd\\.conf=\"alice\": \"other\"")
     assert deployment_annotations(rendered)["checksum/secret"] != deployment_annotations(changed)["checksum/secret"]
-    assert render("--set", "secret.create=false").all("Secret") == []
-    assert "secret" not in [v["name"] for v in render("--set", "secret.create=false").pod_spec["volumes"]]
+    without = render("--set", "secret.create=false", config="http_server { port = 8081, auth_type = no_auth }\n")
+    assert without.all("Secret") == []
+    assert "secret" not in [v["name"] for v in without.pod_spec["volumes"]]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -437,6 +438,7 @@ def test_secret_files_from_values_go_into_the_chart_made_secret_and_roll_the_pod
     (["--set", "tls.enabled=true", "--set", "tls.existingSecret=t", "--set", "tls.verifyPeer=true"],
      "tls.verifyPeer needs tls.caKey"),
     (["--set", "persistence.existingClaim=data", "--set", "replicaCount=2"], "replicaCount must be 1"),
+    (["--set", "secret.create=false"], "config includes files from /etc/nanomq-secret/ but no Secret is mounted"),
 ])
 def test_contradicting_values_fail_with_a_message(helm, args, message):
     result = run(helm, "template", "nq", str(CHART), *args, check=False)
