@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -82,3 +83,28 @@ def api(broker) -> Api:
 def api_for():
     """`api_for(broker)`: an Api for a broker started with broker_factory."""
     return lambda broker: Api(broker.http_port)
+
+
+def eventually(predicate, timeout: float = TIMEOUT) -> bool:
+    """Poll `predicate` until it holds: what the API shows after a client's socket event has
+    no event of its own to await (the broker handles the socket on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def connect(mqtt, broker):
+    """`connect(client_id, username=None, will=None, **MqttClient args)`: a connected paho client."""
+
+    def make(client_id: str, username: str | None = None, will=None, port: int | None = None, **kwargs):
+        client = mqtt(port or broker.port, client_id, **kwargs)
+        if username is not None:
+            client.client.username_pw_set(username)
+        client.connack = client.connect(will=will)
+        return client
+
+    return make
