@@ -69,12 +69,23 @@ def test_topic_tree_is_nanomq_shaped(api, connect):
     ]
 
 
-def test_topic_tree_is_cut_at_its_bound(api, connect):
-    client = connect("many")
-    # A wide tree: each filter is its own branch. The bound (10000 entries) is far above
-    # this, so this checks the answer is complete and unmarked below it.
+def test_topic_tree_is_cut_at_its_bound(broker_factory, api_for, mqtt):
+    broker = broker_factory("limits { max_subscriptions = 0 }\n")
+    client = mqtt(broker.port, "many")
+    client.connect()
+    client.subscribe([(f"wide/{i}", 0) for i in range(10_001)])  # one SUBSCRIBE, 10001 filters
+    assert api_for(broker).ok("GET", "/api/v4/subscriptions?_limit=1")["meta"]["count"] == 10_001
+    document = api_for(broker).ok("GET", "/api/v4/topic-tree")
+    assert document["truncated"] is True
+    entries = sum(1 + len(node["clientid"]) for level in document["data"] for node in level)
+    assert entries == 10_000
+
+
+def test_topic_tree_below_its_bound_is_complete_and_unmarked(api, connect):
+    client = connect("few")
     for i in range(50):
         client.subscribe(f"wide/{i}/leaf")
     document = api.ok("GET", "/api/v4/topic-tree")
     assert "truncated" not in document
     assert len(document["data"][2]) == 50
+    assert sum(len(node["clientid"]) for node in document["data"][3]) == 50
