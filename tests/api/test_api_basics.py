@@ -1,6 +1,7 @@
 """Authentication on every endpoint, the endpoint list, brokers and nodes, and wrong input
 answered with NanoMQ's codes instead of a 500."""
 
+import http.client
 import json
 import re
 
@@ -98,8 +99,6 @@ def test_oversize_body_is_413_without_being_read(api):
 
 
 def test_chunked_body_over_the_bound_is_413(api):
-    import http.client
-
     connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
     chunks = (b"x" * 65536 for _ in range(80))  # 5 MB, no Content-Length
     connection.request("POST", "/api/v4/mqtt/publish", body=chunks,

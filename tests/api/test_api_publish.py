@@ -5,6 +5,7 @@ import base64
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 PUBLISH = "/api/v4/mqtt/publish"
 
@@ -71,8 +72,6 @@ def test_publish_without_subscribers_still_succeeds(api):
 
 
 def test_no_local_subscriber_with_the_same_client_id_does_not_get_it(api, connect):
-    from paho.mqtt.subscribeoptions import SubscribeOptions
-
     me = connect("me", protocol=paho.MQTTv5)
     me.subscribe("loop", options=SubscribeOptions(qos=0, noLocal=True))
     api.ok("POST", PUBLISH, {"topic": "loop", "payload": "x", "clientid": "me"})
