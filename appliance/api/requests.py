@@ -102,7 +102,10 @@ def json_body(environ, max_bytes: int = MAX_BODY_BYTES):
             raise bad_request(REQ_PARAM_ERROR, "Content-Length is not a number")
         if int(length_header) > max_bytes:
             raise too_large
-    data = environ["wsgi.input"].read(max_bytes + 1)
+    try:
+        data = environ["wsgi.input"].read(max_bytes + 1)
+    except (OSError, ValueError) as error:  # e.g. a chunk size that is not hex
+        raise bad_request(REQ_PARAM_ERROR, "malformed request body") from error
     if len(data) > max_bytes:
         raise too_large
     if not data.strip():

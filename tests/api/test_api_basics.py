@@ -4,6 +4,7 @@ answered with NanoMQ's codes instead of a 500."""
 import http.client
 import json
 import re
+import socket
 
 import pytest
 
@@ -106,6 +107,15 @@ def test_chunked_body_over_the_bound_is_413(api):
     response = connection.getresponse()
     assert (response.status, json.loads(response.read())["code"]) == (413, 108)
     connection.close()
+
+
+def test_malformed_chunked_body_is_400_not_500(api):
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+        sock.sendall(b"POST /api/v4/mqtt/publish HTTP/1.1\r\nHost: x\r\nAuthorization: " + basic().encode()
+                     + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+        reply = sock.makefile("rb").read()
+    assert reply.startswith(b"HTTP/1.1 400"), reply
+    assert b'"code":108' in reply and b"Traceback" not in reply
 
 
 @pytest.mark.parametrize("query", ["_page=0", "_page=x", "_limit=0", "_limit=10001", "_limit=-1",
