@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from .api import ApiV4, BrokerView
 from .broker import Broker
 from .config.model import Config
 from .listeners.admission import Admission
@@ -34,10 +35,15 @@ class Appliance:
             self.broker.add_hooks(self.webhook)
         admission = Admission(config.limits, self.broker.stats)  # shared: limits count every listener
         self.listeners = [TcpListener(listener, self.broker, admission) for listener in config.listeners]
-        self.http = (HttpServer(config.http_server, self.registry, self.broker, self)
+        self.http = (HttpServer(config.http_server, self.registry, self.broker, self, self._api())
                      if config.http_server else None)
         self._accepting = False
         self._started = False
+
+    def _api(self) -> ApiV4:
+        # The hot-reload helper passes its reload() here; until then POST /api/v4/reload says
+        # it is not available.
+        return ApiV4(BrokerView(self.broker), lambda: self.config, reload=None)
 
     # Answers for /healthz and /readyz.
     def healthy(self) -> bool:
