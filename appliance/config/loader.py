@@ -1,11 +1,9 @@
 """Load nanomq.conf (HOCON, via pyhocon) and the NanoMQ environment into a validated Config.
 
-An absent `http_server` block means the HTTP server runs with its defaults (port 8081 on
-every interface: /metrics, /healthz, /readyz and NanoMQ's /api/v4), because the
-appliance is scraped and probed by default; `http_server.enable = false` (NanoMQ's
-pre-0.19 key) or NANOMQ_HTTP_SERVER_ENABLE=false turns it off. NanoMQ itself runs no
-HTTP server without the block. An absent `listeners` block means tcp on 0.0.0.0:1883,
-an absent `webhook` block means no webhook.
+As in NanoMQ: an absent `http_server` block means no HTTP server (the shipped
+etc/nanomq.conf, the image and the chart have one, for /metrics and the probes);
+NANOMQ_HTTP_SERVER_ENABLE=true starts one with its defaults. An absent `listeners` block
+means tcp on 0.0.0.0:1883, an absent `webhook` block means no webhook.
 """
 
 from __future__ import annotations
@@ -31,6 +29,18 @@ from .reader import Context, Section
 from .webhook import DOC_FORM_PROBLEM, read_webhook
 
 DEFAULT_CONFIG_PATH = "etc/nanomq.conf"
+
+# Each Config field and the reader of its block, in the order their errors are reported.
+# A new block adds its reader here (and its model class to reference.SOURCES).
+BLOCK_READERS = (
+    ("listeners", read_listeners),
+    ("mqtt", read_mqtt),
+    ("log", read_log),
+    ("http_server", read_http_server),
+    ("webhook", read_webhook),
+    ("auth", read_auth),
+    ("limits", read_limits),
+)
 
 
 @dataclass(frozen=True)
@@ -69,16 +79,7 @@ def load_config_text(
     tree = _parse(text, source, basedir, include_warnings)
     ctx = Context(source, scan(text))
     root = Section(ctx, tree, ())
-    config = Config(
-        listeners=read_listeners(root),
-        mqtt=read_mqtt(root),
-        log=read_log(root),
-        http_server=read_http_server(root),
-        webhook=read_webhook(root),
-        auth=read_auth(root),
-        limits=read_limits(root),
-        source=source,
-    )
+    config = Config(**{name: read(root) for name, read in BLOCK_READERS}, source=source)
     warn_unimplemented_blocks(root)
     root.finish()
     warnings = include_warnings + ctx.warnings

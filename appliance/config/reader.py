@@ -10,8 +10,11 @@ from typing import Callable, TypeVar
 
 from pyhocon import ConfigTree
 
+import dataclasses
+
 from . import units
 from .errors import ConfigError
+from .keys import KEY, Block, Invalid, ItemError, Key, Structure, field_keys
 from .positions import Path, Positions
 
 T = TypeVar("T")
@@ -75,6 +78,7 @@ class Section:
         self.path = path
         self.values = {clean_key(key): value for key, value in tree.items()}
         self.seen: set[str] = set()
+        self._children: dict[str, Section] = {}
 
     # -- raw access ---------------------------------------------------------------
 
@@ -104,6 +108,8 @@ class Section:
             return default
         try:
             return convert(value)
+        except ItemError as exc:
+            raise self.ctx.error(self.at(key) + (exc.index,), str(exc)) from None
         except ValueError as exc:
             raise self.fail(key, str(exc)) from None
 
@@ -160,12 +166,53 @@ class Section:
 
     def child(self, key: str) -> Section | None:
         """The object under `key` as a Section, None if absent; an error if not an object."""
+        if key in self._children:
+            return self._children[key]
         value = self.raw(key)
         if value is MISSING:
             return None
         if not isinstance(value, ConfigTree):
             raise self.fail(key, f"expected an object {{ ... }}, got {units.describe(value)}")
-        return Section(self.ctx, value, self.at(key))
+        self._children[key] = Section(self.ctx, value, self.at(key))
+        return self._children[key]
+
+    # -- declared keys (keys.py) --------------------------------------------------
+
+    def read(self, spec: Key, base: str) -> object:
+        """The value of `spec` (a key of the block at path `base`, this section), parsed
+        and checked by its kind; MISSING when the file does not set it."""
+        *parents, name = spec.path[len(base) + 1 :].split(".")
+        section: Section | None = self
+        for parent in parents:
+            section = section.child(parent)
+            if section is None:
+                return MISSING
+        written = [n for n in (name, *spec.aliases) if section.has(n)]
+        if len(written) > 1:
+            raise section.fail(written[1], f"write either {written[0]} or {written[1]} (the same key), not both")
+        if not written:
+            return MISSING
+        value = section.get(written[0], MISSING, spec.parse)
+        for note in spec.kind.notes(section.values[written[0]]):
+            section.ctx.warn(section.at(written[0]), f"{format_path(section.at(written[0]))}: {note}")
+        return value
+
+    def fail_field(self, cls: type, field_name: str | None, problem: str) -> ConfigError:
+        """An error about field `field_name` of the block `cls` read from this section."""
+        if field_name is None or KEY not in cls.__dataclass_fields__[field_name].metadata:
+            return self.fail(None, problem)
+        spec = cls.__dataclass_fields__[field_name].metadata[KEY]
+        relative = spec.path[len(cls.__section__) + 1 :].split(".")
+        written = next((n for n in (relative[-1], *spec.aliases) if self._has_path(relative[:-1] + [n])), None)
+        return self.ctx.error(self.path + tuple(relative[:-1] + [written or relative[-1]]), problem)
+
+    def _has_path(self, parts: list[str]) -> bool:
+        values = self.values
+        for part in parts:
+            if not isinstance(values, (dict, ConfigTree)) or part not in values:
+                return False
+            values = values[part]
+        return True
 
     # -- warnings -----------------------------------------------------------------
 
@@ -178,8 +225,45 @@ class Section:
                 self.ctx.warn(self.at(key), f"{format_path(self.at(key))} is not implemented (ignored{suffix})")
 
     def finish(self) -> None:
-        """Warn about every key that was never read."""
+        """Warn about every key that was never read, here and in the objects read below."""
+        for child in self._children.values():
+            child.finish()
         for key in self.values:
             if key not in self.seen:
                 self.seen.add(key)
                 self.ctx.warn(self.at(key), f"unknown key {format_path(self.at(key))} (ignored)")
+
+
+def read_block(section: Section | None, cls: type, **given: object):
+    """Build the Block `cls` from `section` (None: the block is absent): every field declared
+    with key() is read and checked by its kind, nested blocks are read from their
+    sub-sections, `given` fills the fields a block's own reader made (Structure keys);
+    the rest keep their defaults. A broken invariant is an error naming that key's line.
+    Keys listed in `cls.__not_implemented__` are a warning each."""
+    values: dict[str, object] = {}
+    if section is not None:
+        for name, spec in field_keys(cls):
+            if name in given or isinstance(spec.kind, Structure):
+                continue
+            value = section.read(spec, cls.__section__)
+            if value is not MISSING:
+                values[name] = value
+        for f in dataclasses.fields(cls):
+            nested = f.default_factory
+            if f.name in given or not (isinstance(nested, type) and issubclass(nested, Block)):
+                continue
+            values[f.name] = read_block(section.child(nested.__section__.rsplit(".", 1)[-1]), nested)
+        section.not_implemented(*getattr(cls, "__not_implemented__", ()))
+    for name, spec in field_keys(cls):
+        if spec.default is dataclasses.MISSING and name not in values and name not in given:
+            where = section if section is not None else None
+            problem = f"{spec.path[len(cls.__section__) + 1:]} is required"
+            if where is None:
+                raise ConfigError(cls.__section__, None, None, problem)
+            raise where.fail(None, problem)
+    try:
+        return cls(**values, **given)
+    except Invalid as exc:
+        if section is None:
+            raise ConfigError(cls.__section__, None, None, str(exc)) from None
+        raise section.fail_field(cls, exc.field, str(exc)) from None

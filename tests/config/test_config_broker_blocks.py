@@ -124,9 +124,9 @@ def test_nanomq_mqtt_keys_we_do_not_implement_warn_by_full_path(tmp_path):
     ]
 
 
-def test_nanomq_260mb_packet_limit_is_accepted_and_capped_at_the_mqtt_maximum(tmp_path):
+def test_nanomq_260mb_packet_limit_is_accepted_as_nanomq_ceiling(tmp_path):
     config = load(tmp_path, "mqtt.max_packet_size = 260MB").config
-    assert config.mqtt.max_packet_size == 268_435_460
+    assert config.mqtt.max_packet_size == 260 * 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -203,8 +203,9 @@ def test_http_server_block_sets_port_bind_credentials_and_auth_type(tmp_path):
     )
 
 
-def test_no_http_server_block_serves_metrics_on_8081_by_default(tmp_path):
-    assert load(tmp_path, "").config.http_server == HttpServerConfig(port=8081)
+def test_no_http_server_block_means_no_http_server_as_in_nanomq(tmp_path):
+    assert load(tmp_path, "").config.http_server is None
+    assert load(tmp_path, "http_server {}").config.http_server == HttpServerConfig(port=8081)
 
 
 def test_http_server_enable_false_turns_it_off_without_warnings(tmp_path):
