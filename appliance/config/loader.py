@@ -8,10 +8,7 @@ means tcp on 0.0.0.0:1883, an absent `webhook` block means no webhook.
 
 from __future__ import annotations
 
-import logging
 import os
-import re
-import warnings as py_warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -23,7 +20,9 @@ from .auth import read_auth
 from .blocks import read_http_server, read_limits, read_listeners, read_log, read_mqtt, warn_unimplemented_blocks
 from .env import apply_env
 from .errors import ConfigError
+from .includes import check_includes
 from .model import Config
+from .parse_errors import internal_error, key_at, pyhocon_error, syntax_error
 from .positions import scan
 from .reader import Context, Section
 from .webhook import DOC_FORM_PROBLEM, read_webhook
@@ -75,78 +74,35 @@ def load_config_text(
     basedir: str | None = None,
 ) -> LoadedConfig:
     """As load_config, from a string; `basedir` resolves relative includes."""
-    include_warnings: list[str] = []
-    tree = _parse(text, source, basedir, include_warnings)
+    tree = _parse(text, source, basedir)
     ctx = Context(source, scan(text))
     root = Section(ctx, tree, ())
     config = Config(**{name: read(root) for name, read in BLOCK_READERS}, source=source)
     warn_unimplemented_blocks(root)
     root.finish()
-    warnings = include_warnings + ctx.warnings
+    warnings = ctx.warnings
     config = apply_env(config, env, warnings)
     return LoadedConfig(config, warnings)
 
 
-class _IncludeWarnings(logging.Handler):
-    """Collects pyhocon's "Cannot include file" log records as our warnings."""
-
-    def __init__(self, source: str, warnings: list[str]) -> None:
-        super().__init__(logging.WARNING)
-        self.source, self.warnings = source, warnings
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.warnings.append(f"{self.source}: {record.getMessage()}")
+def _parse(text: str, source: str, basedir: str | None) -> ConfigTree:
+    """The pyhocon tree of `text`, after checking that every include can be read."""
+    check_includes(text, source, basedir, _pyhocon, key_at)
+    return _pyhocon(text, source, basedir)
 
 
-def _parse(text: str, source: str, basedir: str | None, warnings: list[str]) -> ConfigTree:
-    logger = logging.getLogger("pyhocon.config_parser")
-    handler = _IncludeWarnings(source, warnings)
-    logger.addHandler(handler)
-    propagate, logger.propagate = logger.propagate, False
+def _pyhocon(text: str, source: str, basedir: str | None) -> ConfigTree:
     try:
-        with py_warnings.catch_warnings():
-            # pyhocon 0.3.63 calls the deprecated logger.warn for a missing include.
-            py_warnings.simplefilter("ignore", DeprecationWarning)
-            tree = ConfigFactory.parse_string(text, basedir=basedir)
+        tree = ConfigFactory.parse_string(text, basedir=basedir)
     except pyparsing.ParseBaseException as exc:
-        raise _syntax_error(text, source, exc) from None
+        raise syntax_error(text, source, exc, DOC_FORM_PROBLEM) from None
     except ConfigException as exc:
-        raise _pyhocon_error(source, exc) from None
+        raise pyhocon_error(text, source, exc) from None
     except RecursionError:
         raise ConfigError(source, None, None, "nested too deeply (or includes itself)") from None
     except Exception as exc:  # noqa: BLE001 - pyhocon fails on some merges with internal errors
         # e.g. `mqtt = []` then `mqtt.x = 1` raises TypeError inside pyhocon 0.3.63.
-        problem = (f"cannot be parsed ({type(exc).__name__} in pyhocon: {_shorten(str(exc))}); "
-                   "is one key given both an object and another kind of value?")
-        raise ConfigError(source, None, None, problem) from None
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+        raise internal_error(text, source, exc) from None
     if not isinstance(tree, ConfigTree):  # a file that is one bare list or value
         raise ConfigError(source, None, None, "expected key = value pairs at the top level")
     return tree
-
-
-def _syntax_error(text: str, source: str, exc: pyparsing.ParseBaseException) -> ConfigError:
-    opening = text.rfind("[", 0, exc.loc)
-    inside_events = opening >= 0 and "]" not in text[opening : exc.loc] and re.search(
-        r"events\s*[=:]?\s*$", text[:opening]
-    )
-    if inside_events and re.match(r"\s*[\w.\"-]+\s*[=:]", exc.line or ""):
-        return ConfigError(source, exc.lineno, "webhook.events", DOC_FORM_PROBLEM)
-    found = str(exc).split("(at char")[0].strip()  # "Expected ']', found '='"
-    return ConfigError(source, exc.lineno, None, f"syntax error: {found}", column=exc.col)
-
-
-def _pyhocon_error(source: str, exc: ConfigException) -> ConfigError:
-    message = str(exc.args[0] if exc.args else exc)
-    position = re.search(r"\(line: (\d+), col: (\d+)\)", message)
-    if position:
-        message = _shorten(message.replace(position.group(0), "").strip())
-        return ConfigError(source, int(position.group(1)), None, message, column=int(position.group(2)))
-    return ConfigError(source, None, None, _shorten(message))
-
-
-def _shorten(message: str, limit: int = 200) -> str:
-    # pyhocon puts whole subtrees into some messages.
-    return message if len(message) <= limit else message[: limit - 3] + "..."
