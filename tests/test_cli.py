@@ -83,3 +83,130 @@ def test_log_to_file_writes_where_the_log_block_says(broker_factory, tmp_path):
     broker = broker_factory(f'log {{ to = [console, file], dir = "{log_dir}", file = "broker.log" }}\n')
     broker.stop()
     assert "listening on" in (log_dir / "broker.log").read_text()
+
+
+def _one_error_line(result):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_log_dir_that_does_not_exist_is_exit_2_naming_file_line_and_key(tmp_path):
+    conf = tmp_path / "log.conf"
+    conf.write_text('log {\n  to = [file]\n  dir = "/nonexistent"\n}\n')
+    for command in ("check-config", "start"):
+        result = _run(command, "--conf", str(conf))
+        assert result.returncode == 2
+        assert _one_error_line(result) == (f"error: {conf}:3: log.dir: /nonexistent does not exist "
+                                           "(log.to includes file)")
+
+
+def test_spool_dir_that_is_a_file_is_exit_2_naming_the_key(tmp_path):
+    spool = tmp_path / "spool"
+    spool.write_text("not a directory")
+    conf = tmp_path / "spool.conf"
+    conf.write_text(f'webhook {{\n  url = "http://127.0.0.1:1/"\n  queue.spool_dir = "{spool}"\n}}\n')
+    result = _run("check-config", "--conf", str(conf))
+    assert result.returncode == 2
+    assert _one_error_line(result) == f"error: {conf}:3: webhook.queue.spool_dir: {spool} is a file, not a directory"
+
+
+def test_corrupt_spool_file_is_exit_2_in_one_line_naming_the_key(tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "webhook-spool.sqlite3").write_bytes(b"this is not an sqlite database at all\n" * 100)
+    conf = tmp_path / "spool.conf"
+    conf.write_text(BASE_CONFIG.replace("level = info", "level = warn") +
+                    f'webhook {{\n  url = "http://127.0.0.1:1/"\n  queue.spool_dir = "{spool}"\n'
+                    '  events = [{event = on_client_connack}]\n}\n')
+    result = _run("start", "--conf", str(conf))
+    assert result.returncode == 2
+    line = _one_error_line(result)
+    assert f"{conf}:6: webhook.queue.spool_dir:" in line and str(spool) in line
+
+
+def test_bind_address_that_is_not_an_ip_is_exit_2_before_start(tmp_path):
+    conf = tmp_path / "bind.conf"
+    conf.write_text('listeners.tcp {\n  bind = "999.1.1.1:1883"\n}\n')
+    result = _run("start", "--conf", str(conf))
+    assert result.returncode == 2
+    assert _one_error_line(result) == (f"error: {conf}:2: listeners.tcp.bind: '999.1.1.1' is not an IPv4 "
+                                       "address (each part 0..255)")
+
+
+def test_bind_failure_is_said_once_and_exits_1(tmp_path):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        for targets in ("[console]", "[file]"):
+            conf = tmp_path / "taken.conf"
+            conf.write_text(f'listeners.tcp {{ bind = "127.0.0.1:{port}" }}\n'
+                            f'log {{ to = {targets}, dir = "{tmp_path}", level = warn }}\n')
+            result = _run("start", "--conf", str(conf))
+            assert result.returncode == 1
+            assert "cannot start" in _one_error_line(result)
+            assert result.stderr.count("cannot start") == 1
+    finally:
+        taken.close()
+
+
+NANOMQ_OLD_CONF = """\
+## NanoMQ Configuration 0.18.0
+url=nmq-tcp://0.0.0.0:1883
+daemon=false
+allow_anonymous=true
+tls.enable=false
+tls.url=tls+nmq-tcp://0.0.0.0:8883
+web.hook.enable=true
+web.hook.url=http://127.0.0.1:80
+web.hook.rule.message.publish.1={"action": "on_message_publish"}
+"""
+
+
+def test_nanomq_old_key_value_format_is_refused_with_how_to_convert_it(tmp_path):
+    # Parsed as HOCON, `//` in the url starts a comment: this used to start a default broker.
+    for text in (NANOMQ_OLD_CONF, "url=nmq-tcp://0.0.0.0:1883\nallow_anonymous=false\n"):
+        conf = tmp_path / "nanomq_old.conf"
+        conf.write_text(text)
+        result = _run("check-config", "--conf", str(conf))
+        assert result.returncode == 2
+        line = _one_error_line(result)
+        assert line.startswith(f"error: {conf}:") and "pre-0.14 key=value format" in line
+        assert "listeners.tcp.bind" in line and "webhook" in line
+
+
+def test_old_conf_flag_as_nanomq_spells_it_is_refused_with_exit_2(tmp_path):
+    conf = tmp_path / "nanomq_old.conf"
+    conf.write_text(NANOMQ_OLD_CONF)
+    result = _run("start", "--old_conf", str(conf))
+    assert result.returncode == 2
+    assert "pre-0.14 key=value format" in _one_error_line(result)
+
+
+def test_http_server_ip_addr_is_where_the_http_server_binds(broker_factory):
+    base = 'listeners.tcp { bind = "127.0.0.1:0" }\nlog { to = [console], level = info }\n'
+    broker = broker_factory('http_server { ip_addr = "127.0.0.1", port = 0 }\n', base=base)
+    line = broker.wait_for_log("HTTP server listening on")
+    assert "listening on 127.0.0.1:" in line
+
+
+def test_no_http_server_block_starts_no_http_server(broker_factory):
+    base = 'listeners.tcp { bind = "127.0.0.1:0" }\nlog { to = [console], level = info }\n'
+    broker = broker_factory(base=base, http=False)
+    broker.stop()
+    assert "HTTP server" not in broker.logs()
+
+
+def test_known_nanomq_keys_we_do_not_implement_say_not_implemented(tmp_path):
+    conf = tmp_path / "nanomq.conf"
+    conf.write_text('mqtt {\n  batch_resend = true\n}\nhttp_server {\n  max_body = 65535\n}\n')
+    result = _run("check-config", "--conf", str(conf))
+    assert result.returncode == 0
+    assert f"{conf}:2: mqtt.batch_resend is not implemented (ignored)" in result.stderr
+    assert f"{conf}:5: http_server.max_body is not implemented (ignored)" in result.stderr
+    assert "unknown" not in result.stderr

@@ -5,7 +5,7 @@ whose str is one line: `<file>:<line>: <key.path>: <problem>`. Keys are declared
 model.py with keys.key(); reference.table() lists them all.
 """
 
-from .errors import ConfigError
+from .errors import ConfigError, StartupError
 from .loader import LoadedConfig, default_config_path, load_config, load_config_text
 from .model import Config
 from .reference import markdown, table
@@ -14,6 +14,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "LoadedConfig",
+    "StartupError",
     "default_config_path",
     "load_config",
     "load_config_text",

@@ -21,7 +21,9 @@ from .blocks import read_http_server, read_limits, read_listeners, read_log, rea
 from .env import apply_env
 from .errors import ConfigError
 from .includes import check_includes
+from .legacy import OLD_FORMAT_PROBLEM, old_format_line
 from .model import Config
+from .paths import check_paths
 from .parse_errors import internal_error, key_at, pyhocon_error, syntax_error
 from .positions import scan
 from .reader import Context, Section
@@ -48,6 +50,14 @@ class LoadedConfig:
 
     config: Config
     warnings: list[str] = field(default_factory=list)
+    context: Context | None = field(default=None, repr=False, compare=False)
+
+    def error(self, path: str, problem: str) -> ConfigError:
+        """A one-line error about key `path` ("webhook.queue.spool_dir") found after loading,
+        e.g. at start-up: file, line and key where the file sets it."""
+        if self.context is None:
+            return ConfigError(self.config.source or "<config>", None, path, problem)
+        return self.context.error(tuple(path.split(".")), problem)
 
 
 def default_config_path(env: Mapping[str, str] = os.environ) -> str:
@@ -82,11 +92,16 @@ def load_config_text(
     root.finish()
     warnings = ctx.warnings
     config = apply_env(config, env, warnings)
-    return LoadedConfig(config, warnings)
+    check_paths(config, env, ctx.error)
+    return LoadedConfig(config, warnings, ctx)
 
 
 def _parse(text: str, source: str, basedir: str | None) -> ConfigTree:
-    """The pyhocon tree of `text`, after checking that every include can be read."""
+    """The pyhocon tree of `text`, after checking that it is not NanoMQ's old format and
+    that every include can be read."""
+    old_line = old_format_line(text)
+    if old_line is not None:
+        raise ConfigError(source, old_line, None, OLD_FORMAT_PROBLEM)
     check_includes(text, source, basedir, _pyhocon, key_at)
     return _pyhocon(text, source, basedir)
 
