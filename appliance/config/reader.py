@@ -116,36 +116,6 @@ class Section:
     def string(self, key: str, default: T) -> str | T:
         return self.get(key, default, units.to_str)
 
-    def boolean(self, key: str, default: T) -> bool | T:
-        return self.get(key, default, units.to_bool)
-
-    def integer(self, key: str, default: T, low: int | None = None, high: int | None = None) -> int | T:
-        value = self.get(key, default, units.to_int)
-        if value is not default:
-            self.check_range(key, value, low, high)
-        return value
-
-    def number(self, key: str, default: T, above: float) -> float | T:
-        value = self.get(key, default, units.to_float)
-        if value is not default and not value > above:
-            raise self.fail(key, f"must be greater than {above:g}, got {value:g}")
-        return value
-
-    def duration(
-        self, key: str, default: T, number_unit: float = 1.0, unit_name: str = "seconds",
-        positive: bool = True,
-    ) -> float | T:
-        value = self.get(key, default, lambda v: units.to_duration(v, number_unit, unit_name))
-        if value is not default and (value < 0 or (positive and value == 0)):
-            raise self.fail(key, f"must be {'greater than 0' if positive else '0 or more'}")
-        return value
-
-    def size(self, key: str, default: T, low: int | None = None, high: int | None = None) -> int | T:
-        value = self.get(key, default, units.to_size)
-        if value is not default:
-            self.check_range(key, value, low, high, units.format_size)
-        return value
-
     def choice(self, key: str, default: T, choices: tuple[str, ...]) -> str | T:
         value = self.get(key, default, units.to_str)
         if value is default:
@@ -153,16 +123,6 @@ class Section:
         if value.lower() not in choices:
             raise self.fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
         return value.lower()
-
-    def check_range(
-        self, key: str, value: int, low: int | None, high: int | None, show: Callable[[int], str] = str
-    ) -> None:
-        if low is not None and high is not None and not low <= value <= high:
-            raise self.fail(key, f"must be between {show(low)} and {show(high)}, got {show(value)}")
-        if low is not None and value < low:
-            raise self.fail(key, f"must be {show(low)} or more, got {show(value)}")
-        if high is not None and value > high:
-            raise self.fail(key, f"must be {show(high)} or less, got {show(value)}")
 
     def child(self, key: str) -> Section | None:
         """The object under `key` as a Section, None if absent; an error if not an object."""
