@@ -24,7 +24,6 @@ from gevent.event import Event  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .config import ConfigError, StartupError, default_config_path, load_config  # noqa: E402
-from .config.legacy import OLD_FORMAT_PROBLEM  # noqa: E402
 from .logs import configure_logging  # noqa: E402
 
 log = logging.getLogger("appliance")
@@ -39,16 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conf", metavar="PATH", default=None,
                         help="configuration file (default: $NANOMQ_CONF_PATH or etc/nanomq.conf)")
     parser.add_argument("--old_conf", metavar="PATH", default=None,
-                        help="NanoMQ's pre-0.14 key=value file: refused, with how to convert it")
+                        help="a file in NanoMQ's pre-0.14 key=value format (also recognised by --conf)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
 
-    if args.old_conf is not None:
-        print(f"error: {args.old_conf}: {OLD_FORMAT_PROBLEM}", file=sys.stderr)
-        return EXIT_CONFIG
-    path = args.conf or default_config_path()
+    if args.old_conf is not None and args.conf is not None:
+        parser.error("give --conf or --old_conf, not both")
+    path = args.old_conf or args.conf or default_config_path()
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, old_format=True if args.old_conf else None)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG

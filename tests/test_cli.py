@@ -156,36 +156,80 @@ def test_bind_failure_is_said_once_and_exits_1(tmp_path):
 
 
 NANOMQ_OLD_CONF = """\
-## NanoMQ Configuration 0.18.0
-url=nmq-tcp://0.0.0.0:1883
+## NanoMQ Configuration 0.18.0 (nanomq_old.conf)
+url=nmq-tcp://127.0.0.1:{port}
 daemon=false
-allow_anonymous=true
+msq_len=64
+allow_anonymous=false
 tls.enable=false
 tls.url=tls+nmq-tcp://0.0.0.0:8883
+http_server.enable=false
+log.level=info
+auth.1.login = alice
+auth.1.password = alicepw
 web.hook.enable=true
-web.hook.url=http://127.0.0.1:80
-web.hook.rule.message.publish.1={"action": "on_message_publish"}
+web.hook.url=http://127.0.0.1:9/hook
+web.hook.rule.message.publish.1={{"action": "on_message_publish", "topic": "a/#"}}
 """
 
 
-def test_nanomq_old_key_value_format_is_refused_with_how_to_convert_it(tmp_path):
-    # Parsed as HOCON, `//` in the url starts a comment: this used to start a default broker.
-    for text in (NANOMQ_OLD_CONF, "url=nmq-tcp://0.0.0.0:1883\nallow_anonymous=false\n"):
-        conf = tmp_path / "nanomq_old.conf"
-        conf.write_text(text)
-        result = _run("check-config", "--conf", str(conf))
-        assert result.returncode == 2
-        line = _one_error_line(result)
-        assert line.startswith(f"error: {conf}:") and "pre-0.14 key=value format" in line
-        assert "listeners.tcp.bind" in line and "webhook" in line
+def _free_port():
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
 
 
-def test_old_conf_flag_as_nanomq_spells_it_is_refused_with_exit_2(tmp_path):
+def test_nanomq_old_key_value_format_is_read_as_the_broker_it_describes(tmp_path):
+    # Parsed as HOCON, `//` in url= starts a comment: this used to start a default broker on
+    # 0.0.0.0:1883 with anonymous access and no webhook.
+    from appliance.config import load_config
+
     conf = tmp_path / "nanomq_old.conf"
-    conf.write_text(NANOMQ_OLD_CONF)
-    result = _run("start", "--old_conf", str(conf))
+    conf.write_text(NANOMQ_OLD_CONF.format(port=2883))
+    loaded = load_config(str(conf), env={})
+    config = loaded.config
+    assert [(listener.host, listener.port) for listener in config.listeners] == [("127.0.0.1", 2883)]
+    assert config.mqtt.max_mqueue_len == 64
+    assert config.auth.allow_anonymous is False and config.auth.passwords == (("alice", "alicepw"),)
+    assert config.webhook.url == "http://127.0.0.1:9/hook"
+    assert [(rule.event, rule.topic) for rule in config.webhook.rules] == [("on_message_publish", "a/#")]
+    assert config.http_server is None
+    assert any("pre-0.14 key=value format" in warning for warning in loaded.warnings)
+    assert f"{conf}:3: system is not implemented (ignored)" in loaded.warnings
+
+
+def test_old_format_values_are_checked_with_the_old_file_line(tmp_path):
+    conf = tmp_path / "nanomq_old.conf"
+    conf.write_text("url=nmq-tcp://0.0.0.0:1883\nmsq_len=0\n")
+    result = _run("check-config", "--old_conf", str(conf))
     assert result.returncode == 2
-    assert "pre-0.14 key=value format" in _one_error_line(result)
+    assert _one_error_line(result) == f"error: {conf}:2: mqtt.max_mqueue_len: must be 1 or more, got 0"
+
+
+def test_old_conf_flag_as_nanomq_spells_it_starts_that_broker(tmp_path, mqtt):
+    import signal
+
+    port = _free_port()
+    conf = tmp_path / "old.conf"
+    conf.write_text(NANOMQ_OLD_CONF.format(port=port).replace("web.hook.enable=true", "web.hook.enable=false"))
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "start", "--old_conf", str(conf)], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stderr:
+            if "listening on" in line:
+                assert f"127.0.0.1:{port}" in line
+                break
+        assert mqtt(port, "anonymous").connect()[1] != 0  # allow_anonymous=false is honoured
+        alice = mqtt(port, "alice")
+        alice.client.username_pw_set("alice", "alicepw")
+        assert alice.connect()[1] == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
 
 
 def test_http_server_ip_addr_is_where_the_http_server_binds(broker_factory):

@@ -21,7 +21,7 @@ from .blocks import read_http_server, read_limits, read_listeners, read_log, rea
 from .env import apply_env
 from .errors import ConfigError
 from .includes import check_includes
-from .legacy import OLD_FORMAT_PROBLEM, old_format_line
+from .legacy import OLD_FORMAT_NOTE, old_format_line, read_old_format
 from .model import Config
 from .paths import check_paths
 from .parse_errors import internal_error, key_at, pyhocon_error, syntax_error
@@ -65,8 +65,9 @@ def default_config_path(env: Mapping[str, str] = os.environ) -> str:
     return env.get("NANOMQ_CONF_PATH") or DEFAULT_CONFIG_PATH
 
 
-def load_config(path: str, env: Mapping[str, str] = os.environ) -> LoadedConfig:
-    """Read, parse and validate the file at `path`, then apply NanoMQ's environment overrides."""
+def load_config(path: str, env: Mapping[str, str] = os.environ, old_format: bool | None = None) -> LoadedConfig:
+    """Read, parse and validate the file at `path`, then apply NanoMQ's environment overrides.
+    `old_format`: the file is NanoMQ's pre-0.14 key=value form (None: recognise it)."""
     try:
         with open(path, encoding="utf-8-sig") as file:
             text = file.read()
@@ -74,7 +75,8 @@ def load_config(path: str, env: Mapping[str, str] = os.environ) -> LoadedConfig:
         raise ConfigError(path, None, None, f"cannot read the file: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(path, None, None, "not UTF-8 text") from None
-    return load_config_text(text, source=path, env=env, basedir=os.path.dirname(os.path.abspath(path)))
+    return load_config_text(text, source=path, env=env, basedir=os.path.dirname(os.path.abspath(path)),
+                            old_format=old_format)
 
 
 def load_config_text(
@@ -82,10 +84,20 @@ def load_config_text(
     source: str = "<string>",
     env: Mapping[str, str] = os.environ,
     basedir: str | None = None,
+    old_format: bool | None = None,
 ) -> LoadedConfig:
     """As load_config, from a string; `basedir` resolves relative includes."""
-    tree = _parse(text, source, basedir)
-    ctx = Context(source, scan(text))
+    if old_format is None:
+        old_format = old_format_line(text) is not None
+    if old_format:
+        tree, positions, notes = read_old_format(text, source)
+        ctx = Context(source, positions)
+        ctx.warn((), OLD_FORMAT_NOTE)
+        for line, note in notes:
+            ctx.warn_line(line, note)
+    else:
+        tree = _parse(text, source, basedir)
+        ctx = Context(source, scan(text))
     root = Section(ctx, tree, ())
     config = Config(**{name: read(root) for name, read in BLOCK_READERS}, source=source)
     warn_unimplemented_blocks(root)
@@ -97,11 +109,7 @@ def load_config_text(
 
 
 def _parse(text: str, source: str, basedir: str | None) -> ConfigTree:
-    """The pyhocon tree of `text`, after checking that it is not NanoMQ's old format and
-    that every include can be read."""
-    old_line = old_format_line(text)
-    if old_line is not None:
-        raise ConfigError(source, old_line, None, OLD_FORMAT_PROBLEM)
+    """The pyhocon tree of `text`, after checking that every include can be read."""
     check_includes(text, source, basedir, _pyhocon, key_at)
     return _pyhocon(text, source, basedir)
 

@@ -65,7 +65,9 @@ class Context:
         return ConfigError(self.source, self.line_of(path), format_path(path) or None, problem)
 
     def warn(self, path: Path, message: str) -> None:
-        line = self.line_of(path)
+        self.warn_line(self.line_of(path), message)
+
+    def warn_line(self, line: int | None, message: str) -> None:
         where = f"{self.source}:{line}" if line is not None else self.source
         self._warnings.append((line or 0, f"{where}: {message}"))
 
