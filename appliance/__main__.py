@@ -15,6 +15,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sqlite3  # noqa: E402
 import sys  # noqa: E402
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="configuration file (default: $NANOMQ_CONF_PATH or etc/nanomq.conf)")
     parser.add_argument("--old_conf", metavar="PATH", default=None,
                         help="a file in NanoMQ's pre-0.14 key=value format (also recognised by --conf)")
+    parser.add_argument("--show", action="store_true",
+                        help="with check-config: print every key's value and where it came from")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
 
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         for warning in loaded.warnings:
             print(f"warning: {warning}", file=sys.stderr)
+        if args.show:
+            from .config.reference import effective
+
+            print("\n".join(effective(loaded, os.environ)))
         print(f"{path}: OK")
         return 0
 

@@ -254,3 +254,17 @@ def test_known_nanomq_keys_we_do_not_implement_say_not_implemented(tmp_path):
     assert f"{conf}:2: mqtt.batch_resend is not implemented (ignored)" in result.stderr
     assert f"{conf}:5: http_server.max_body is not implemented (ignored)" in result.stderr
     assert "unknown" not in result.stderr
+
+
+def test_check_config_show_prints_each_value_and_where_it_came_from_never_a_secret(tmp_path):
+    conf = tmp_path / "show.conf"
+    conf.write_text('mqtt {\n  max_packet_size = 2MB\n}\nhttp_server {\n  password = "s3cret-value"\n}\n')
+    result = _run("check-config", "--show", "--conf", str(conf), env={"NANOMQ_LOG_LEVEL": "debug"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"mqtt.max_packet_size = 2MB  # {conf}:2" in lines
+    assert "mqtt.max_mqueue_len = 2048  # default" in lines
+    assert "log.level = debug  # environment NANOMQ_LOG_LEVEL" in lines
+    assert f"http_server.password = (set)  # {conf}:5" in lines
+    assert "webhook: off  # no webhook block" in lines
+    assert "s3cret-value" not in result.stdout + result.stderr

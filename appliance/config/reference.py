@@ -2,15 +2,19 @@
 (model fields declared with keys.key(), and the few Key constants beside their readers).
 
 `table()` is the list of Keys; `markdown()` renders the README's configuration reference,
-which scripts/config_reference.py writes into README.md and a test keeps in step.
+which scripts/config_reference.py writes into README.md and a test keeps in step;
+`effective()` is what `check-config --show` prints: each key's value and where it came from.
 A new block appends its model class (or Key constants) to SOURCES.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Mapping
+
 from .auth import HTTP_AUTH_ENABLE
-from .blocks import HTTP_SERVER_ENABLE, LISTENER_KEYS
-from .keys import NANOMQ, Key, field_keys
+from .blocks import HTTP_SERVER_ENABLE, LISTENER_KEYS, SSL_BIND, TCP_BIND
+from .keys import KEY, NANOMQ, Block, Key, Structure, field_keys
 from .model import (
     AuthConfig, HttpAuthConfig, HttpAuthRequest, HttpServerConfig, LimitsConfig, LogConfig, LogRotation,
     MqttConfig, TlsConfig, WebhookConfig, WebhookQueue, WebhookRetry, WebhookTls,
@@ -57,3 +61,51 @@ def markdown() -> str:
 def _alias_paths(spec: Key) -> list[str]:
     prefix = spec.path[: len(spec.path) - len(spec.path.rsplit(".", 1)[-1])]
     return [prefix + alias for alias in spec.aliases]
+
+
+def effective(loaded, env: Mapping[str, str]) -> list[str]:
+    """`key = value  # from` for every declared key of the blocks `loaded` runs with: the
+    value as the file would write it, and whether it came from the file (with its line),
+    the environment or the default. Secrets are shown as set or not, never their value."""
+    lines: list[str] = []
+    positions = loaded.context.lines if loaded.context is not None else {}
+
+    def show(spec: Key, path: str, value: object, secret: bool) -> None:
+        text = ("(set)" if value else "(empty)") if secret and value is not None else spec.kind.show(value)
+        file_path = tuple(path.split("."))
+        names = [file_path] + [file_path[:-1] + (alias,) for alias in spec.aliases]
+        line = next((positions[name] for name in names if name in positions), None)
+        if spec.env and spec.env in env:
+            origin = f"environment {spec.env}"
+        elif line is not None:
+            origin = f"{loaded.config.source}:{line}"
+        else:
+            origin = "default"
+        lines.append(f"{path} = {text}  # {origin}")
+
+    def walk(block, base: str) -> None:
+        cls = type(block)
+        for f in dataclasses.fields(cls):
+            value = getattr(block, f.name)
+            spec = f.metadata.get(KEY)
+            if spec is not None and not isinstance(spec.kind, Structure):
+                show(spec, base + spec.path[len(cls.__section__):], value, secret=not f.repr)
+            elif isinstance(value, Block):
+                walk(value, base + value.__section__[len(cls.__section__):])
+
+    config = loaded.config
+    for listener in config.listeners:
+        kind, _, name = listener.name.partition(".")
+        bind = TCP_BIND if kind == "tcp" else SSL_BIND
+        prefix = f"listeners.{listener.name}"
+        host = f"[{listener.host}]" if ":" in listener.host else listener.host
+        show(bind, f"{prefix}.bind", f"{host}:{listener.port}", secret=False)
+        if listener.tls is not None:
+            walk(listener.tls, prefix)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, Block):
+            walk(value, value.__section__)
+        elif value is None and f.name not in ("source",):
+            lines.append(f"{f.name}: off  # no {f.name} block")
+    return lines
