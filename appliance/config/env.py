@@ -176,10 +176,3 @@ def _apply_tls(listeners: list[ListenerConfig], read: _Reader) -> None:
         listeners[listeners.index(current)] = replaced
     else:
         listeners.append(replaced)
-
-
-def applied_variables() -> set[str]:
-    """Every variable apply_env reads (for the docs and their test)."""
-    from .reference import table
-
-    return {spec.env for spec in table() if spec.env}

@@ -376,11 +376,6 @@ class Key:
     aliases: tuple[str, ...] = ()  # other names accepted in the file, in the same block
     shown_default: str | None = None  # the README's default where `kind.show` cannot say it
 
-    @property
-    def name(self) -> str:
-        """The key inside its block: "max_packet_size", "cache.max_size"."""
-        return self.path.rsplit("].", 1)[-1] if "]." in self.path else self.path.split(".", 1)[-1]
-
     def parse(self, value: object) -> Any:
         return self.kind.parse(value)
 

@@ -152,7 +152,7 @@ def test_pyhocon_type_error_names_the_key(tmp_path):
 def test_huge_drain_timeout_names_its_line_and_key(tmp_path):
     for value in ("99999999999999999999s", "9999999999"):
         path = write(tmp_path, f'webhook {{\n  url = "http://127.0.0.1:1/"\n  drain_timeout = {value}\n}}\n')
-        with pytest.raises(ConfigError, match=rf"nanomq.conf:3: webhook.drain_timeout: .*(too large|1h or less)"):
+        with pytest.raises(ConfigError, match=r"nanomq.conf:3: webhook.drain_timeout: .*(too large|1h or less)"):
             load_config(path, env={})
 
 
