@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: OK")
         return 0
 
-    configure_logging(loaded.config.log)
+    log_config = loaded.config.log
+    if "file" in log_config.to and log_config.dir.endswith("/"):
+        os.makedirs(log_config.dir, exist_ok=True)  # NanoMQ's rule; check-config found it creatable
+    configure_logging(log_config)
     for warning in loaded.warnings:
         log.warning("%s", warning)
     return run(loaded)

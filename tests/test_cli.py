@@ -268,3 +268,10 @@ def test_check_config_show_prints_each_value_and_where_it_came_from_never_a_secr
     assert f"http_server.password = (set)  # {conf}:5" in lines
     assert "webhook: off  # no webhook block" in lines
     assert "s3cret-value" not in result.stdout + result.stderr
+
+
+def test_log_dir_with_a_trailing_slash_is_created_as_nanomq_does(broker_factory, tmp_path):
+    log_dir = tmp_path / "new" / "logs"
+    broker = broker_factory(f'log {{ to = [console, file], dir = "{log_dir}/", file = "b.log", level = info }}\n')
+    broker.stop()
+    assert "listening on" in (log_dir / "b.log").read_text()

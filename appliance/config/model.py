@@ -291,7 +291,7 @@ class LogConfig(Block):
                               "Log targets; syslog and uds are not implemented (a warning).", env="NANOMQ_LOG_TO")
     level: str = key("log.level", Choice(LOG_LEVELS), "warn", "Least severe level logged.", env="NANOMQ_LOG_LEVEL")
     dir: str = key("log.dir", Text(form="path", empty=False), "/tmp",
-                   "Directory of the log file; must exist and be writable when file is a target.", env="NANOMQ_LOG_DIR")
+                   "Directory of the log file, when file is a target: it must exist, or end with / to be created (as NanoMQ).", env="NANOMQ_LOG_DIR")
     file: str = key("log.file", Text(empty=False), "nanomq.log", "Log file name.", env="NANOMQ_LOG_FILE")
     rotation: LogRotation = field(default_factory=LogRotation)
 

@@ -24,7 +24,8 @@ def check_paths(config: Config, env: Mapping[str, str], error_at: Callable[[tupl
         return error_at(path, problem)
 
     if "file" in config.log.to:
-        problem = _directory_problem(config.log.dir, create=False)
+        # As in NanoMQ, a dir written with a trailing / is created if missing.
+        problem = _directory_problem(config.log.dir, create=config.log.dir.endswith("/"))
         if problem:
             raise fail(key_of(LogConfig, "dir"), ("log", "dir"), f"{problem} (log.to includes file)")
         log_file = os.path.join(config.log.dir, config.log.file)
