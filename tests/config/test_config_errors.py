@@ -258,3 +258,20 @@ def test_cli_check_config_reports_a_bad_environment_variable(tmp_path):
 def test_cli_check_config_accepts_the_shipped_file_without_warnings():
     result = run_check_config(str(REPO / "etc" / "nanomq.conf"))
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_every_include_spelling_is_checked(tmp_path):
+    for directive in ('include file("gone.conf")', 'include required("gone.conf")',
+                      'include required(file("gone.conf"))'):
+        path = write(tmp_path, f"mqtt.property_size = 4\n{directive}\n")
+        with pytest.raises(ConfigError, match=r"nanomq.conf:2:1: include .*gone.conf.*: cannot read"):
+            load_config(path, env={})
+    path = write(tmp_path, 'include url("http://127.0.0.1:9/x.conf")\n')
+    with pytest.raises(ConfigError, match="only includes of files are supported"):
+        load_config(path, env={})
+
+
+def test_include_inside_a_string_or_comment_is_not_an_include(tmp_path):
+    path = write(tmp_path, 'http_server { username = "include \\"x\\"" }\n# include "gone.conf"\n'
+                           '// include "gone.conf"\n')
+    assert load_config(path, env={}).config.http_server.username == 'include "x"'
