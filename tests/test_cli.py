@@ -207,7 +207,8 @@ def test_old_format_values_are_checked_with_the_old_file_line(tmp_path):
     conf.write_text("url=nmq-tcp://0.0.0.0:1883\nmsq_len=0\n")
     result = _run("check-config", "--old_conf", str(conf))
     assert result.returncode == 2
-    assert _one_error_line(result) == f"error: {conf}:2: mqtt.max_mqueue_len: must be 1 or more, got 0"
+    assert _one_error_line(result) == (f"error: {conf}:2: mqtt.max_mqueue_len (written msq_len=): "
+                                       "must be 1 or more, got 0")
 
 
 def test_old_conf_flag_as_nanomq_spells_it_starts_that_broker(tmp_path, mqtt):

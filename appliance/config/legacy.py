@@ -105,6 +105,7 @@ def read_old_format(text: str, source: str):
     each key path (for errors) and warnings. Values are checked later, as any file's."""
     tree: dict = {}  # plain dicts while building; a ConfigTree at the end
     positions, warnings = Positions(), []
+    old_key = ""  # the old key being mapped, for positions.written
     logins: dict[str, tuple[int, str]] = {}
     passwords: dict[str, tuple[int, str]] = {}
     acl_enabled = True
@@ -121,11 +122,13 @@ def read_old_format(text: str, source: str):
     def put(path: tuple, value, line: int) -> None:
         node_at(path[:-1], line)[path[-1]] = value
         positions.lines[path] = line
+        positions.written[path] = f"{old_key}="
 
     def append(path: tuple, item, line: int) -> None:
         items = node_at(path[:-1], line).setdefault(path[-1], [])
         positions.lines.setdefault(path, line)
         positions.lines[path + (len(items),)] = line
+        positions.written[path + (len(items),)] = f"{old_key}="
         items.append(item)
 
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -133,6 +136,7 @@ def read_old_format(text: str, source: str):
         if not line or line.startswith("#"):
             continue
         key, sep, value = (part.strip() for part in line.partition("="))
+        old_key = key
         if not sep or not key:
             raise ConfigError(source, number, None, "expected key=value (this file is in NanoMQ's old format)")
         if key in _SAME:
@@ -170,6 +174,7 @@ def read_old_format(text: str, source: str):
     for index, (number, login) in logins.items():
         if index not in passwords:
             raise ConfigError(source, number, None, f"auth.{index}.login needs auth.{index}.password")
+        old_key = f"auth.{index}.password"
         put(("auth", "password", login), passwords[index][1], passwords[index][0])
     if not acl_enabled:
         tree.get("auth", {}).pop("acl", None)

@@ -330,7 +330,9 @@ class WebhookTls(Block):
     """`webhook.ssl { ... }` (alias `webhook.tls`), used for https URLs."""
 
     __section__ = "webhook.ssl"
-    cacertfile: str | None = key("webhook.ssl.cacertfile", PATH, None, "CAs of the endpoint; none: the system's.")
+    cacertfile: str | None = key("webhook.ssl.cacertfile", PATH, None,
+                                 "For https URLs (webhook.tls is an alias of webhook.ssl): CAs of the endpoint; "
+                                 "none: the system's.")
     certfile: str | None = key("webhook.ssl.certfile", PATH, None, "Client certificate.")
     keyfile: str | None = key("webhook.ssl.keyfile", PATH, None, "Client key (needs certfile).")
     key_password: str | None = key("webhook.ssl.key_password", Text(optional=True), None,

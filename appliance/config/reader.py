@@ -47,6 +47,7 @@ class Context:
         self.source = source
         self.lines = positions.lines
         self.merged = positions.merged
+        self.written = positions.written
         self._warnings: list[tuple[int, str]] = []
 
     @property
@@ -62,7 +63,12 @@ class Context:
         return None
 
     def error(self, path: Path, problem: str) -> ConfigError:
-        return ConfigError(self.source, self.line_of(path), format_path(path) or None, problem)
+        name = format_path(path) or None
+        written = next((self.written[tuple(path[:depth])] for depth in range(len(path), 0, -1)
+                        if tuple(path[:depth]) in self.written), None)
+        if name and written:
+            name = f"{name} (written {written})"
+        return ConfigError(self.source, self.line_of(path), name, problem)
 
     def warn(self, path: Path, message: str) -> None:
         self.warn_line(self.line_of(path), message)
