@@ -59,6 +59,8 @@ class LimitsConfig:
     max_subscriptions: int = 1000  # per client; 0 = no limit
     max_retained_messages: int = 100_000  # 0 = no limit
     max_retained_bytes: int = 64 * 1024 * 1024  # payload bytes of retained messages; 0 = no limit
+    # TLS handshakes in progress at once over all ssl listeners; None: half of max_connections
+    max_handshakes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ KEYS: tuple[KeyDoc, ...] = (
     KeyDoc("limits.max_subscriptions", "int >= 0", "1000", "Subscriptions per client; more get SUBACK 0x97 / v3 0x80; 0 no limit (ours)."),
     KeyDoc("limits.max_retained_messages", "int >= 0", "100000", "Retained topics kept; new ones beyond are routed, not kept; 0 no limit (ours)."),
     KeyDoc("limits.max_retained_bytes", "size", "64MB", "Retained payload bytes kept, same rule; 0 no limit (ours)."),
+    KeyDoc("limits.max_handshakes", "int >= 1", "max_connections / 2", "TLS handshakes in progress at once over all ssl listeners; more sockets are closed at accept, so slow handshakes cannot take every place (ours)."),
     KeyDoc("log.to", "[console, file] or one", "[console]", "Log targets; syslog is not implemented."),
     KeyDoc("log.level", "trace|debug|info|warn|error|fatal", "warn", "Least severe level logged."),
     KeyDoc("log.dir", "string", '"/tmp"', "Directory of the log file."),

@@ -351,7 +351,7 @@ class TcpListener:
         facts = {"p": str(sock.getsockname()[1])}
         if self._tls_context is not None:
             try:
-                sock = tls.handshake(self._tls_context, sock, self.broker.config.connect_timeout)
+                sock = tls.handshake(self._tls_context, sock, self.broker.config.connect_timeout, self.admission)
             except OSError as error:
                 self.broker.stats.tls_handshake_failures += 1
                 log.info("TLS handshake with %s:%s failed: %s", address[0], address[1], error)
