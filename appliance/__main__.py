@@ -18,7 +18,7 @@ from gevent.event import Event  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .config import ConfigError, default_config_path, load_config  # noqa: E402
-from .logs import configure_logging  # noqa: E402
+from .logs import SecretFilter, configure_logging, configured_secrets  # noqa: E402
 
 log = logging.getLogger("appliance")
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: OK")
         return 0
 
-    configure_logging(loaded.config.log)
+    configure_logging(loaded.config.log, SecretFilter(*configured_secrets(loaded.config)))
     for warning in loaded.warnings:
         log.warning("%s", warning)
     return run(loaded.config)

@@ -61,7 +61,7 @@ KEYS: tuple[KeyDoc, ...] = (
     KeyDoc("limits.max_retained_bytes", "size", "64MB", "Retained payload bytes kept, same rule; 0 no limit (ours)."),
     KeyDoc("limits.max_handshakes", "int >= 1", "max_connections / 2", "TLS handshakes in progress at once over all ssl listeners; more sockets are closed at accept, so slow handshakes cannot take every place (ours)."),
     KeyDoc("log.to", "[console, file] or one", "[console]", "Log targets; syslog is not implemented."),
-    KeyDoc("log.level", "trace|debug|info|warn|error|fatal", "warn", "Least severe level logged."),
+    KeyDoc("log.level", "trace|debug|info|warn|error|fatal", "warn", "Least severe level logged; the `... listening on <host>:<port>` start-up lines appear at every level."),
     KeyDoc("log.dir", "string", '"/tmp"', "Directory of the log file."),
     KeyDoc("log.file", "string", '"nanomq.log"', "Log file name."),
     KeyDoc("log.rotation.size", "size", "10MB", "Rotate the log file at this size."),
