@@ -37,6 +37,7 @@ LEVELS = {
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _ANNOUNCER = logging.getLogger("appliance.listening")
+_ANNOUNCER.setLevel(logging.INFO)  # whatever the root logger's level (log.level) is
 
 # Parameter, field and header names whose values are secrets wherever they appear.
 SECRET_NAMES = ("password", "passwd", "pwd", "pass", "secret", "token", "access_token", "auth_token",
@@ -146,4 +147,3 @@ def configure_logging(config: LogConfig, secrets: SecretFilter | None = None) ->
         handler.addFilter(secrets)
         root.addHandler(handler)
     root.setLevel(LEVELS[config.level])
-    _ANNOUNCER.setLevel(min(logging.INFO, LEVELS[config.level]))
