@@ -151,6 +151,21 @@ def test_a_filter_visits_only_the_branches_it_can_match():
     assert store.visited - before <= 300 * (2 + 50) + len(found)
 
 
+def test_a_wide_level_is_indexed_so_plus_then_a_name_goes_straight_to_the_matches():
+    store = RetainedStore()
+    for n in range(100_000):  # 100,000 branches under zz, all of which `zz/+/<i>` must pass
+        store.store(_retained(f"zz/{n}/x" if n % 1000 else f"zz/{n}/{n // 1000}"))
+    before = store.visited
+    found = [m.topic for i in range(300) for m in store.matching(f"zz/+/{i}")]
+    assert sorted(found) == sorted(f"zz/{n * 1000}/{n}" for n in range(100))
+    # The first filter indexes zz's grandchildren once (100,000); then each filter costs
+    # a handful of levels: not 300 x 100,000.
+    assert store.visited - before <= 100_000 + 300 * 3 + len(found)
+    store.store(_retained("zz/new/7"))  # the index follows changes
+    store.store(_retained("zz/7000/7", b""))
+    assert [m.topic for m in store.matching("zz/+/7")] == ["zz/new/7"]
+
+
 def test_a_long_lookup_pauses_and_survives_changes_meanwhile():
     store = RetainedStore()
     for n in range(25_000):
