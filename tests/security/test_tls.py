@@ -178,11 +178,11 @@ def test_slow_tls_handshakes_cannot_take_every_place_nor_last_past_connect_timeo
                 sock.sendall(bytes([byte]))
             except OSError:
                 pass
-        handshaking = [sock for sock in handshaking if not closed(sock, 0.5)]
-        if not handshaking:
+        readable, _, _ = select.select(handshaking, [], [], 0.5)  # one byte every 0.5 s
+        handshaking = [sock for sock in handshaking if sock not in readable or not closed(sock, 0)]
+        if not handshaking or time.monotonic() - started > 3 + 2:
             break
     assert not handshaking, "a trickled handshake outlived connect_timeout"
-    assert time.monotonic() - started < 3 + 2
     assert metric(broker, "appliance_limits_hit_total", limit="max_handshakes") == 5
     code, client = tls_client(broker.mqtt_ports["ssl"], pki, "after")  # TLS serves again
     assert code == 0
