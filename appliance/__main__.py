@@ -25,7 +25,7 @@ from gevent.event import Event  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .config import ConfigError, StartupError, default_config_path, load_config  # noqa: E402
-from .logs import configure_logging  # noqa: E402
+from .logs import SecretFilter, configure_logging, configured_secrets  # noqa: E402
 
 log = logging.getLogger("appliance")
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     log_config = loaded.config.log
     if "file" in log_config.to and log_config.dir.endswith("/"):
         os.makedirs(log_config.dir, exist_ok=True)  # NanoMQ's rule; check-config found it creatable
-    configure_logging(log_config)
+    configure_logging(log_config, SecretFilter(*configured_secrets(loaded.config)))
     for warning in loaded.warnings:
         log.warning("%s", warning)
     return run(loaded)

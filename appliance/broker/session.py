@@ -56,6 +56,9 @@ class Session:
     def deliver(self, message: Message, qos: int, retain: bool, subscription_ids: tuple = ()) -> None:
         """Send now if the window allows, else queue (QoS 0 is never queued offline)."""
         client = self.client
+        if client is not None and client.acl is not None and not client.acl.may_receive(message.topic):
+            self.stats.acl_denied["receive"] += 1  # a wildcard subscription meets a denied topic
+            return
         if qos == 0:
             if client is not None:
                 client.send_publish(message, 0, retain, subscription_ids, None, False)
@@ -99,6 +102,9 @@ class Session:
             expires_at = delivery.message.expires_at
             if expires_at is not None and expires_at <= now:
                 self.stats.messages_dropped["expired"] += 1
+                continue
+            if client.acl is not None and not client.acl.may_receive(delivery.message.topic):
+                self.stats.acl_denied["receive"] += 1  # queued while offline, denied now
                 continue
             self._send_new(delivery)
 

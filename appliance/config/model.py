@@ -187,6 +187,10 @@ class LimitsConfig(Block):
                                      origin=OURS)
     max_retained_bytes: int = key("limits.max_retained_bytes", Size(0), 64 * MB,
                                   "Retained payload bytes kept, same rule; 0: no limit.", origin=OURS)
+    max_handshakes: int = key("limits.max_handshakes", Int(0), 0,
+                              "TLS handshakes in progress at once over all ssl listeners; more sockets are "
+                              "closed at accept, so slow handshakes cannot take every place; 0: half of "
+                              "max_connections.", origin=OURS, shown_default="0 (half of max_connections)")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from gevent.server import StreamServer
 from ..broker import hooks as reasons
 from ..broker.client import Client
 from ..config.model import ListenerConfig
+from ..logs import announce
 from ..mqtt.codec import MqttDecoder
 from ..mqtt.errors import MqttError
 from . import tls
@@ -303,7 +304,7 @@ class TcpListener:
         self._server.start()
         self._sweeper = gevent.spawn(self._sweep)
         host, port = self.address
-        log.info("MQTT listener %s listening on %s:%d", self.config.name, host, port)
+        announce("MQTT listener %s listening on %s:%d", self.config.name, host, port)
 
     def close(self) -> None:
         """Stop accepting; connections already open are left to the broker to end."""
@@ -351,7 +352,7 @@ class TcpListener:
         facts = {"p": str(sock.getsockname()[1])}
         if self._tls_context is not None:
             try:
-                sock = tls.handshake(self._tls_context, sock, self.broker.config.connect_timeout)
+                sock = tls.handshake(self._tls_context, sock, self.broker.config.connect_timeout, self.admission)
             except OSError as error:
                 self.broker.stats.tls_handshake_failures += 1
                 log.info("TLS handshake with %s:%s failed: %s", address[0], address[1], error)

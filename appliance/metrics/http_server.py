@@ -16,6 +16,7 @@ from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest, gzip_accepted
 
+from ..logs import announce
 from .auth import BasicAuth
 from .nanomq import NanoMQMetrics
 
@@ -54,7 +55,7 @@ class HttpServer:
         )
         self._server.start()
         host, port = self.address
-        log.info("HTTP server listening on %s:%d", host, port)
+        announce("HTTP server listening on %s:%d", host, port)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop accepting and give requests in progress `timeout` seconds to finish."""
