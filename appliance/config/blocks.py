@@ -272,7 +272,7 @@ def _host_value(value: object) -> str:
 
 # Top-level blocks NanoMQ knows that this appliance does not implement.
 UNIMPLEMENTED_BLOCKS = (
-    "system", "authorization", "sqlite", "bridges", "bridge", "rules",
+    "system", "authorization", "sqlite", "bridge", "rules",
     "exchange_client", "parquet", "plugin", "preset", "vsomeip", "gateway",
 )
 

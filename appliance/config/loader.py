@@ -22,6 +22,7 @@ from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
 
 from .auth import read_auth
+from .bridges import read_bridges
 from .blocks import read_http_server, read_limits, read_listeners, read_log, read_mqtt, warn_unimplemented_blocks
 from .env import apply_env
 from .errors import ConfigError
@@ -77,6 +78,7 @@ def load_config_text(
         webhook=read_webhook(root),
         auth=read_auth(root),
         limits=read_limits(root),
+        bridges=read_bridges(root),
         source=source,
     )
     warn_unimplemented_blocks(root)

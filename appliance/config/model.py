@@ -9,6 +9,10 @@ Defaults follow NanoMQ's where they are safe for an edge box; where NanoMQ's are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .bridges import BridgeConfig
 
 
 @dataclass(frozen=True)
@@ -204,4 +208,5 @@ class Config:
     webhook: WebhookConfig | None = None  # None: no webhook block, or enable = false
     auth: AuthConfig | None = None  # None: no auth block (everyone may connect and do anything)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    bridges: tuple[BridgeConfig, ...] = ()  # bridges.mqtt.<name>, see config/bridges.py
     source: str | None = None  # the file it was read from
