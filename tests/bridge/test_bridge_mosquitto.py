@@ -1,5 +1,6 @@
-"""The appliance bridged to a real mosquitto: both directions with remapping, QoS 0/1/2,
-retained messages, MQTT 3.1.1 and 5.0, several bridges at once, and no loops."""
+"""The appliance bridged to a real upstream (Debian's mosquitto, or another appliance): both
+directions with remapping, QoS 0/1/2, retained messages, MQTT 3.1.1 and 5.0, several
+bridges at once, and no loops when local and remote filters overlap."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ def connected(appliance, name: str = "up") -> None:
     appliance.wait_for_log(rf"bridge {name}: connected to ")
 
 
+@pytest.fixture(params=["mosquitto", "appliance"])
+def upstream(request, mosquitto_factory, broker_factory):
+    """Something with a `.port` that speaks MQTT on 127.0.0.1."""
+    return mosquitto_factory() if request.param == "mosquitto" else broker_factory()
+
+
 @pytest.mark.parametrize("proto_ver", [4, 5])
-def test_forwards_and_subscriptions_remap_both_ways_at_every_qos(proto_ver, mosquitto_factory, broker_factory, mqtt):
-    upstream = mosquitto_factory()
+def test_forwards_and_subscriptions_remap_both_ways_at_every_qos(proto_ver, upstream, broker_factory, mqtt):
     appliance = broker_factory(bridge_block("up", upstream.port, proto_ver, """
  forwards = [
    { local_topic = "sensors/+/temp", remote_topic = "site1/+/t" },
@@ -90,8 +96,7 @@ def test_forward_qos_and_retain_overrides_and_retained_from_upstream(mosquitto_f
 
 
 @pytest.mark.parametrize("proto_ver", [4, 5])
-def test_overlapping_filters_do_not_loop(proto_ver, mosquitto_factory, broker_factory, mqtt):
-    upstream = mosquitto_factory()
+def test_overlapping_filters_do_not_loop(proto_ver, upstream, broker_factory, mqtt):
     appliance = broker_factory(bridge_block("up", upstream.port, proto_ver, """
  forwards = [ "shared/#" ]
  subscription = [ { remote_topic = "shared/#", qos = 1 } ]
@@ -110,7 +115,7 @@ def test_overlapping_filters_do_not_loop(proto_ver, mosquitto_factory, broker_fa
     assert local.expect_message().payload == b"from-edge"  # the local copy, not an echo
     cloud.publish("shared/b", "from-cloud", qos=1)
     assert local.expect_message().payload == b"from-cloud"
-    assert cloud.expect_message().payload == b"from-cloud"  # mosquitto's own delivery
+    assert cloud.expect_message().payload == b"from-cloud"  # the upstream's own delivery
     # Had anything looped, another copy would be on its way: a marker sent after everything
     # above arrives first only if nothing else is in flight on either side.
     cloud.publish("shared/marker", "m", qos=1)
