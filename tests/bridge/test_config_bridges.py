@@ -155,3 +155,12 @@ def test_check_config_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "bridges.mqtt.x.server" in result.stderr
+
+
+def test_shipped_bridge_example_loads_with_zero_warnings_when_uncommented():
+    from tests.config.test_config_shipped import SHIPPED, uncomment_block
+
+    loaded = load_config_text(uncomment_block(SHIPPED.read_text(), "bridges.mqtt.emqx1 {"), env={})
+    assert loaded.warnings == []
+    (bridge,) = loaded.config.bridges
+    assert (bridge.port, bridge.forwards[0].remote_topic, bridge.clean_start) == (1883, "fwd/topic1", False)
