@@ -26,7 +26,7 @@ from ..config.bridges import BridgeConfig
 from ..mqtt import Disconnect, MqttDecoder, MqttError, encode
 from .metrics import BridgeStats
 from .queue import SendQueue
-from .session import Incoming, Refused, UpstreamSession
+from .session import Refused, UpstreamSession, reason_text
 
 log = logging.getLogger("appliance.bridge")
 
@@ -56,6 +56,8 @@ class Link:
         self._wake = Event()
         self._runner = None
         self._stopping = False
+        self._drain_until = 0.0
+        self._notes: set[str] = set()  # problems of this connection already logged
         self._sock = None
         self._last_problem: str | None = None
         self._last_received = 0.0  # monotonic time of the last packet from the upstream
@@ -68,8 +70,10 @@ class Link:
         self._runner = gevent.spawn(self._run)
 
     def stop(self, timeout: float) -> None:
-        """Say DISCONNECT if connected, close, and wait for the runner within `timeout`."""
+        """Within `timeout`: if connected, send what is queued and wait for its acks, then
+        DISCONNECT; close and end the runner."""
         self._stopping = True
+        self._drain_until = time.monotonic() + timeout * 0.8
         self._wake.set()
         if self._runner is not None:
             self._runner.join(timeout)
@@ -103,6 +107,12 @@ class Link:
                 self._wake.clear()
                 gevent.sleep(delay)
         self.stats.up = 0
+
+    def _note(self, key: str, text: str) -> None:
+        """A problem that does not end the connection: a warning once per kind per connection."""
+        if key not in self._notes:
+            self._notes.add(key)
+            log.warning("bridge %s: %s", self.name, text)
 
     def _problem(self, text: str) -> None:
         if text != self._last_problem:
@@ -138,6 +148,7 @@ class Link:
                  {3: "3.1", 4: "3.1.1", 5: "5.0"}[config.proto_ver],
                  ", TLS" if self._tls_context is not None else "")
         self._last_problem = None
+        self._notes.clear()
         self.stats.up = 1
         self.queue.rewind()  # replay every unacknowledged message, in order
         control: list[bytes] = []
@@ -180,9 +191,10 @@ class Link:
                         self._observe_rtt(rtt)
                     else:
                         stats.dropped["refused"] += 1
-                        self._problem(f"upstream refused a message on {entry.topic!r}: 0x{refused:02X}")
+                        self._note(f"refused {refused}", f"the upstream refused a message (first on "
+                                   f"{entry.topic!r}): {reason_text(refused)}; such messages are dropped and counted")
                 if problem is not None:
-                    self._problem(problem)
+                    self._note(problem, problem)
             if pending:
                 self._last_received = now
             if control or acked:
@@ -199,7 +211,7 @@ class Link:
         keepalive = config.keepalive
         last_sent = self._last_received = time.monotonic()
         next_resend = last_sent + config.resend_interval
-        while not self._stopping:
+        while not self._stopping or (len(queue) and time.monotonic() < self._drain_until):
             if reader.dead:
                 raise reader.value  # the reader's error: EOF, a socket error, a bad packet
             wake.clear()
@@ -234,6 +246,8 @@ class Link:
                     gevent.idle()  # let the reader and local clients run between batches
                 continue
             timeout = min(next_resend - now, keepalive - (now - last_sent) if keepalive else 3600.0)
+            if self._stopping:
+                timeout = min(timeout, self._drain_until - now)
             wake.wait(max(timeout, 0.01))
         # Stopping: say goodbye so the upstream does not publish our will.
         sock.sendall(encode(Disconnect(), version))

@@ -61,6 +61,8 @@ class UpstreamSession:
         self.version = config.proto_ver
         self.window = DEFAULT_WINDOW
         self.max_packet_size: int | None = None  # the upstream's limit (v5 CONNACK)
+        self.maximum_qos = 2  # v5 CONNACK Maximum QoS: higher QoS is sent at this one
+        self.retain_available = True  # v5 CONNACK Retain Available: if not, never set RETAIN
         self.session_present = False
         self._next_id = 0
         # packet id -> [entry, sent_at (monotonic), released (PUBREC seen)]
@@ -98,6 +100,8 @@ class UpstreamSession:
         if receive_maximum:
             self.window = min(receive_maximum, DEFAULT_WINDOW)
         self.max_packet_size = packet.properties.get("maximum_packet_size")
+        self.maximum_qos = packet.properties.get("maximum_qos", 2)
+        self.retain_available = bool(packet.properties.get("retain_available", 1))
 
     def subscribe_packet(self) -> Subscribe | None:
         subscriptions = self.config.subscription
@@ -122,6 +126,11 @@ class UpstreamSession:
         return len(self.inflight) < self.window
 
     def publish_packet(self, entry: Outgoing, now: float) -> Publish:
+        # What the upstream cannot take is adjusted once, in the entry, so a replay matches.
+        if entry.qos > self.maximum_qos:
+            entry.qos = self.maximum_qos
+        if entry.retain and not self.retain_available:
+            entry.retain = False
         packet_id = None
         if entry.qos:
             packet_id = self._allocate_id()

@@ -78,3 +78,10 @@ def test_v5_subscribes_with_no_local_and_reports_refused_filters():
     _, _, _, problem = s.on_packet(SubAck(subscribe.packet_id, [1, 0x87]), 0.0)
     assert problem == "upstream refused subscription b/# (not authorized (0x87))"
     assert session(4, subscription=(BridgeSubscription("a/#", 1),)).subscribe_packet().subscriptions[0].no_local is False
+
+
+def test_the_upstreams_maximum_qos_and_retain_available_are_respected():
+    s = session()
+    s.on_connack(ConnAck(0, properties={"maximum_qos": 1, "retain_available": 0}))
+    packet = s.publish_packet(Outgoing("t", b"x", 2, True), 0.0)
+    assert (packet.qos, packet.retain) == (1, False)
