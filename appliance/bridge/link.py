@@ -100,6 +100,10 @@ class Link:
                 if self._stopping:
                     break
                 self._problem(_describe(exc))
+            except Exception:  # a bug, not the network: show it, and keep the bridge alive
+                self.stats.up = 0
+                self._close()
+                log.exception("bridge %s: unexpected error; reconnecting", self.name)
             delay = backoff_delay(attempt, self.config.backoff_min, self.config.backoff_max)
             attempt += 1
             if not self._stopping:
@@ -128,11 +132,10 @@ class Link:
         decoder = MqttDecoder(1 << 28, protocol_version=config.proto_ver)
         with gevent.Timeout(config.connect_timeout, ConnectionLost(
                 f"no CONNACK within {config.connect_timeout:g}s")):
-            sock = socket.create_connection((config.host, config.port))
+            sock = self._sock = socket.create_connection((config.host, config.port))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls_context is not None:
-                sock = self._tls_context.wrap_socket(sock, server_hostname=config.host)
-            self._sock = sock
+                sock = self._sock = self._tls_context.wrap_socket(sock, server_hostname=config.host)
             sock.sendall(encode(session.connect_packet(), config.proto_ver))
             packets: list = []
             while not packets:
