@@ -31,15 +31,15 @@ class Outgoing:
     sent_once: bool = False  # set when first written: a resend carries DUP
 
 
-class SendQueue(Protocol):
+class SendQueue(Protocol):  # MemorySendQueue here; DurableSendQueue (durable_queue.py) on disk
     def append(self, entry: Outgoing) -> Outgoing | None:
         """Queue `entry`; returns the entry dropped to make room, if any."""
 
     def next_unsent(self) -> Outgoing | None:
         """The oldest entry not yet handed out since the last rewind."""
 
-    def acknowledged(self, seq: int) -> bool:
-        """Forget an entry the upstream has acknowledged; False if it was already gone."""
+    def acknowledged(self, seq: int) -> Outgoing | None:
+        """Forget an entry the upstream has acknowledged; None if it was already gone."""
 
     def rewind(self) -> None:
         """Every unacknowledged entry is unsent again (called on each new connection)."""
@@ -75,8 +75,14 @@ class MemorySendQueue:
                 return entry
         return None
 
-    def acknowledged(self, seq: int) -> bool:
-        return self._entries.pop(seq, None) is not None
+    def acknowledged(self, seq: int) -> Outgoing | None:
+        return self._entries.pop(seq, None)
+
+    def restore(self, entry: Outgoing) -> None:
+        """Put back an entry kept from an earlier run (its `seq` kept, oldest first)."""
+        self._entries[entry.seq] = entry
+        self._unsent.append(entry.seq)
+        self._next_seq = max(self._next_seq, entry.seq)
 
     def rewind(self) -> None:
         self._unsent = deque(self._entries)

@@ -82,7 +82,7 @@ def test_a_dropped_inflight_entry_is_skipped_and_its_late_ack_ignored():
     first = queue.append(entry(0)) or queue.next_unsent()
     queue.append(entry(1))
     assert queue.append(entry(2)).payload == b"0"  # the inflight one was the oldest
-    assert queue.acknowledged(first.seq) is False
+    assert queue.acknowledged(first.seq) is None
     assert [queue.next_unsent().payload for _ in range(2)] == [b"1", b"2"]
 
 
