@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import TIMEOUT
 
-PROTOCOLS = {4: paho.MQTTv311, 5: paho.MQTTv5}
+PROTOCOLS = {3: paho.MQTTv31, 4: paho.MQTTv311, 5: paho.MQTTv5}
 
 
 def bridge_block(name: str, port: int, proto_ver: int = 4, body: str = "", scheme: str = "mqtt-tcp") -> str:
@@ -27,7 +27,7 @@ def upstream(request, mosquitto_factory, broker_factory):
     return mosquitto_factory() if request.param == "mosquitto" else broker_factory()
 
 
-@pytest.mark.parametrize("proto_ver", [4, 5])
+@pytest.mark.parametrize("proto_ver", [3, 4, 5])
 def test_forwards_and_subscriptions_remap_both_ways_at_every_qos(proto_ver, upstream, broker_factory, mqtt):
     appliance = broker_factory(bridge_block("up", upstream.port, proto_ver, """
  forwards = [

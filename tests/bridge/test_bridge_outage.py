@@ -160,3 +160,19 @@ def eventually(condition, timeout: float = TIMEOUT) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_sigterm_sends_what_is_queued_before_exiting(mosquitto_factory, broker_factory, mqtt):
+    upstream = mosquitto_factory()
+    cloud = mqtt(upstream.port, "cloud")
+    cloud.connect()
+    cloud.subscribe("last/#", qos=1)
+    appliance = broker_factory(bridge_block("up", upstream.port, 4, ' forwards = [ { local_topic = "last/#", qos = 1 } ]'))
+    connected(appliance)
+    local = mqtt(appliance.port, "local")
+    local.connect()
+    for seq in range(200):
+        local.publish("last/words", str(seq), qos=1)  # each acknowledged: queued for the bridge
+    assert appliance.stop() == 0
+    assert [cloud.expect_message().payload for _ in range(200)] == [str(seq).encode() for seq in range(200)]
+    assert "still queued" not in appliance.logs()
