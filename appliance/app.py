@@ -36,7 +36,7 @@ class Appliance:
         if config.bridges:
             from .bridge.bridge import Bridges  # only with a bridges block, as the webhook stage
 
-            self.bridges = Bridges(config.bridges, self.broker, self.registry)
+            self.bridges = Bridges(config.bridges, self.broker, self.registry, config.mqtt.max_packet_size)
         admission = Admission(config.limits, self.broker.stats)  # shared: limits count every listener
         self.listeners = [TcpListener(listener, self.broker, admission) for listener in config.listeners]
         self.http = (HttpServer(config.http_server, self.registry, self.broker, self)

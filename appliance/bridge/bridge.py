@@ -68,7 +68,8 @@ class EchoGuard:
 class Bridge:
     """One `bridges.mqtt.<name>`."""
 
-    def __init__(self, config: BridgeConfig, local: LocalBroker, queue: SendQueue, observe_rtt) -> None:
+    def __init__(self, config: BridgeConfig, local: LocalBroker, queue: SendQueue, observe_rtt,
+                 max_packet_size: int) -> None:
         self.config = config
         self.name = config.name
         self.stats = BridgeStats()
@@ -80,7 +81,7 @@ class Bridge:
                                for s in config.subscription]
         self._echo = EchoGuard() if config.proto_ver < 5 and config.forwards and config.subscription else None
         self._overflowing = False
-        self.link = Link(config, queue, self.stats, self._on_upstream_message, observe_rtt)
+        self.link = Link(config, queue, self.stats, self._on_upstream_message, observe_rtt, max_packet_size)
 
     def queue_depth(self) -> int:
         return len(self._queue)
@@ -158,11 +159,11 @@ class Bridge:
 class Bridges:
     """Every configured bridge, started and stopped together; one hook into the broker."""
 
-    def __init__(self, configs: tuple[BridgeConfig, ...], broker, registry) -> None:
+    def __init__(self, configs: tuple[BridgeConfig, ...], broker, registry, max_packet_size: int) -> None:
         local = LocalBroker(broker)
         rtt = ack_rtt_histogram(registry)
         self.bridges = [Bridge(config, local, MemorySendQueue(config.max_send_queue_len),
-                               rtt.labels(config.name).observe) for config in configs]
+                               rtt.labels(config.name).observe, max_packet_size) for config in configs]
         registry.register(BridgeCollector(self.bridges))
         local.listen(self._on_local_message)
 

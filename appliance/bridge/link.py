@@ -47,8 +47,10 @@ def backoff_delay(attempt: int, low: float, high: float, rand: random.Random = r
 class Link:
     """Keeps one bridge connected; `deliver(Incoming)` is called for every upstream PUBLISH."""
 
-    def __init__(self, config: BridgeConfig, queue: SendQueue, stats: BridgeStats, deliver, observe_rtt) -> None:
+    def __init__(self, config: BridgeConfig, queue: SendQueue, stats: BridgeStats, deliver, observe_rtt,
+                 max_packet_size: int) -> None:
         self.config = config
+        self._max_packet_size = max_packet_size  # the local broker's: nothing bigger could be routed
         self.queue = queue
         self.stats = stats
         self._deliver = deliver
@@ -128,8 +130,8 @@ class Link:
 
     def _connect_and_serve(self) -> None:
         config = self.config
-        session = UpstreamSession(config)
-        decoder = MqttDecoder(1 << 28, protocol_version=config.proto_ver)
+        session = UpstreamSession(config, self._max_packet_size)
+        decoder = MqttDecoder(session.receive_limit, protocol_version=config.proto_ver)
         with gevent.Timeout(config.connect_timeout, ConnectionLost(
                 f"no CONNACK within {config.connect_timeout:g}s")):
             sock = self._sock = socket.create_connection((config.host, config.port))

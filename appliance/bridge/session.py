@@ -56,8 +56,11 @@ class Refused(Exception):
 class UpstreamSession:
     """MQTT client state of one connection. Every method returns packets to send."""
 
-    def __init__(self, config: BridgeConfig) -> None:
+    def __init__(self, config: BridgeConfig, receive_limit: int) -> None:
         self.config = config
+        # The largest packet taken from the upstream (bytes): announced in a v5 CONNECT so the
+        # upstream drops bigger messages instead of sending them; the decoder enforces it.
+        self.receive_limit = config.connect_properties.get("maximum_packet_size", receive_limit)
         self.version = config.proto_ver
         self.window = DEFAULT_WINDOW
         self.max_packet_size: int | None = None  # the upstream's limit (v5 CONNACK)
@@ -77,6 +80,7 @@ class UpstreamSession:
         properties = dict(config.connect_properties) if self.version == MQTT_5 else {}
         if self.version == MQTT_5:
             properties.setdefault("receive_maximum", min(config.max_recv_queue_len, 65535))
+            properties.setdefault("maximum_packet_size", self.receive_limit)
         will = None
         if config.will is not None:
             will = Will(config.will.topic, config.will.payload, config.will.qos, config.will.retain,

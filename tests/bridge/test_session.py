@@ -12,7 +12,7 @@ from appliance.mqtt import ConnAck, PubAck, PubComp, Publish, PubRec, PubRel, Su
 
 
 def session(proto_ver: int = 5, **kwargs) -> UpstreamSession:
-    return UpstreamSession(BridgeConfig("b", "127.0.0.1", 1883, proto_ver=proto_ver, clientid="c", **kwargs))
+    return UpstreamSession(BridgeConfig("b", "127.0.0.1", 1883, proto_ver=proto_ver, clientid="c", **kwargs), 1 << 20)
 
 
 def test_connack_refusal_names_the_reason():
@@ -85,3 +85,10 @@ def test_the_upstreams_maximum_qos_and_retain_available_are_respected():
     s.on_connack(ConnAck(0, properties={"maximum_qos": 1, "retain_available": 0}))
     packet = s.publish_packet(Outgoing("t", b"x", 2, True), 0.0)
     assert (packet.qos, packet.retain) == (1, False)
+
+
+def test_v5_connect_announces_the_local_packet_limit_and_receive_maximum():
+    properties = session(5, max_recv_queue_len=50).connect_packet().properties
+    assert properties["maximum_packet_size"] == 1 << 20
+    assert properties["receive_maximum"] == 50
+    assert session(4).connect_packet().properties == {}
