@@ -139,7 +139,8 @@ class UpstreamSession:
         if entry.qos:
             packet_id = self._allocate_id()
             self.inflight[packet_id] = [entry, now, False]
-        packet = Publish(entry.topic, entry.payload, entry.qos, entry.retain, entry.sent_once, packet_id,
+        dup = entry.sent_once and entry.qos > 0  # DUP is never set at QoS 0
+        packet = Publish(entry.topic, entry.payload, entry.qos, entry.retain, dup, packet_id,
                          entry.properties if self.version == MQTT_5 else {})
         entry.sent_once = True
         return packet
