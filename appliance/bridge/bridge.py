@@ -8,7 +8,7 @@ link hands every PUBLISH to the bridge, which remaps it by the first matching
 `subscription` and publishes it into the local broker as the bridge's own identity.
 
 No loops: a message a bridge published locally carries that bridge's identity object and is
-never forwarded by that same bridge. With MQTT 5 the bridge also subscribes with No Local,
+never forwarded by that same bridge, nor by another bridge to the same upstream host and port. With MQTT 5 the bridge also subscribes with No Local,
 so the upstream does not send back what the bridge published there; with 3.1/3.1.1 (no No
 Local) an `EchoGuard` recognises and drops those echoes.
 """
@@ -81,6 +81,10 @@ class Bridge:
                                for s in config.subscription]
         self._echo = EchoGuard() if config.proto_ver < 5 and config.forwards and config.subscription else None
         self._overflowing = False
+        # Publishers whose messages this bridge never forwards: itself, and every bridge of
+        # this appliance to the same upstream (else two such bridges would pass a message
+        # round forever). By identity: a client can have the same fields, never the same object.
+        self.loop_ids = {id(self.identity)}
         self.link = Link(config, queue, self.stats, self._on_upstream_message, observe_rtt, max_packet_size)
 
     def queue_depth(self) -> int:
@@ -101,7 +105,7 @@ class Bridge:
 
     def on_local_message(self, publisher, topic: str, payload: bytes, qos: int, retain: bool,
                          properties: dict) -> None:
-        if publisher is self.identity:  # came from this bridge's upstream: never send it back
+        if id(publisher) in self.loop_ids:  # came from this upstream: never send it back
             return
         for remap, rule in self._forwards:
             remote = remap(topic)
@@ -164,6 +168,9 @@ class Bridges:
         rtt = ack_rtt_histogram(registry)
         self.bridges = [Bridge(config, local, MemorySendQueue(config.max_send_queue_len),
                                rtt.labels(config.name).observe, max_packet_size) for config in configs]
+        for bridge in self.bridges:
+            bridge.loop_ids.update(id(other.identity) for other in self.bridges
+                                   if (other.config.host, other.config.port) == (bridge.config.host, bridge.config.port))
         registry.register(BridgeCollector(self.bridges))
         local.listen(self._on_local_message)
 

@@ -143,3 +143,27 @@ def test_several_bridges_at_once(mosquitto_factory, broker_factory, mqtt):
     local.publish("telemetry/1", "x", qos=1)
     assert clouds[0].expect_message(TIMEOUT).topic == "telemetry/1"
     assert clouds[1].expect_message(TIMEOUT).topic == "b/telemetry/1"
+
+
+def test_two_bridges_to_one_upstream_with_crossing_rules_do_not_loop(mosquitto_factory, broker_factory, mqtt):
+    upstream = mosquitto_factory()
+    appliance = broker_factory(
+        bridge_block("up", upstream.port, 5, ' forwards = [ "x/#" ]')
+        + bridge_block("down", upstream.port, 5, ' subscription = [ { remote_topic = "x/#", qos = 1 } ]'))
+    connected(appliance, "up")
+    connected(appliance, "down")
+    cloud = mqtt(upstream.port, "cloud", protocol=paho.MQTTv5)
+    cloud.connect()
+    cloud.subscribe("x/#", qos=1)
+    local = mqtt(appliance.port, "local", protocol=paho.MQTTv5)
+    local.connect()
+    local.subscribe("x/#", qos=1)
+    local.publish("x/1", "once", qos=1)
+    assert cloud.expect_message().payload == b"once"
+    assert local.expect_message().payload == b"once"  # the local delivery
+    assert local.expect_message().payload == b"once"  # brought back down by "down": a copy, once
+    cloud.publish("x/marker", "m", qos=1)
+    assert cloud.expect_message().topic == "x/marker"
+    assert local.expect_message().topic == "x/marker"
+    local.expect_no_message()
+    cloud.expect_no_message()
