@@ -33,6 +33,11 @@ class Appliance:
 
             self.webhook = WebhookStage(config.webhook, self.registry)
             self.broker.add_hooks(self.webhook)
+        self.bridges = None
+        if config.bridges:
+            from .bridge.bridge import Bridges  # only with a bridges block, as the webhook stage
+
+            self.bridges = Bridges(config.bridges, self.broker, self.registry, config.mqtt.max_packet_size)
         admission = Admission(config.limits, self.broker.stats)  # shared: limits count every listener
         self.listeners = [TcpListener(listener, self.broker, admission) for listener in config.listeners]
         self.http = (HttpServer(config.http_server, self.registry, self.broker, self, self._api())
@@ -56,6 +61,8 @@ class Appliance:
         self.broker.start()
         if self.webhook is not None:
             self.webhook.start()
+        if self.bridges is not None:
+            self.bridges.start()  # readiness never waits for an upstream
         for listener in self.listeners:
             listener.start()
         if self.http is not None:
@@ -71,6 +78,8 @@ class Appliance:
         self.broker.stop()
         for listener in self.listeners:
             listener.stop(_CONNECTION_STOP_TIMEOUT)
+        if self.bridges is not None:
+            self.bridges.stop(_CONNECTION_STOP_TIMEOUT)
         if self.webhook is not None:
             self.webhook.stop(self.config.webhook.drain_timeout)
         if self.http is not None:

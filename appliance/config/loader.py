@@ -17,6 +17,7 @@ from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
 
 from .auth import read_auth
+from .bridges import read_bridges
 from .blocks import read_http_server, read_limits, read_listeners, read_log, read_mqtt, warn_unimplemented_blocks
 from .env import apply_env
 from .errors import ConfigError
@@ -41,6 +42,7 @@ BLOCK_READERS = (
     ("webhook", read_webhook),
     ("auth", read_auth),
     ("limits", read_limits),
+    ("bridges", read_bridges),
 )
 
 

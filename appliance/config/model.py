@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from . import units
@@ -95,6 +96,9 @@ class HttpUrl(Kind):
 
 
 PATH = Text(form="path", optional=True, empty=False)
+
+if TYPE_CHECKING:
+    from .bridges import BridgeConfig
 
 
 @dataclass(frozen=True)
@@ -428,4 +432,5 @@ class Config:
     webhook: WebhookConfig | None = None  # None: no webhook block, or enable = false
     auth: AuthConfig | None = None  # None: no auth block (everyone may connect and do anything)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    bridges: tuple[BridgeConfig, ...] = ()  # bridges.mqtt.<name>, see config/bridges.py
     source: str | None = None  # the file it was read from

@@ -242,7 +242,7 @@ def test_unimplemented_blocks_and_unknown_keys_warn_once_each_with_full_path(tmp
         tmp_path,
         "system { parallel = 0 }\n"
         "authorization {\n sources = []\n}\n"
-        "bridges.mqtt.emqx1 { server = \"mqtt-tcp://127.0.0.1:1883\" }\n"
+        "bridges.aws.c1 { server = \"127.0.0.1:8883\" }\n"
         "mqtt {\n foo = 1\n}\n"
         "log.rotation.bar = 2\n"
         "frobnicate = yes\n",
@@ -251,7 +251,7 @@ def test_unimplemented_blocks_and_unknown_keys_warn_once_each_with_full_path(tmp
     assert sorted(loaded.warnings) == sorted([
         f"{conf}:1: system is not implemented (ignored)",
         f"{conf}:2: authorization is not implemented (ignored)",
-        f"{conf}:5: bridges is not implemented (ignored)",
+        f"{conf}:5: bridges.aws is not implemented (ignored)",
         f"{conf}:7: unknown key mqtt.foo (ignored)",
         f"{conf}:9: unknown key log.rotation.bar (ignored)",
         f"{conf}:10: unknown key frobnicate (ignored)",

@@ -47,13 +47,12 @@ def test_shipped_webhook_example_loads_when_uncommented():
 
 def test_shipped_unimplemented_examples_warn_once_each_when_uncommented():
     text = SHIPPED.read_text()
-    for opening in ("system {", "sqlite {", "bridges.mqtt.emqx1 {", "rules.sqlite {"):
+    for opening in ("system {", "sqlite {", "rules.sqlite {"):
         text = uncomment_block(text, opening)
     warnings = load_config_text(text, source="nanomq.conf", env={}).warnings
     assert [w.split(": ", 1)[1] for w in warnings] == [
         "system is not implemented (ignored)",
         "sqlite is not implemented (ignored)",
-        "bridges is not implemented (ignored)",
         "rules is not implemented (ignored)",
     ]
 
