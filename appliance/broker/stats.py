@@ -24,6 +24,7 @@ class BrokerStats:
         "bytes_sent",
         "packets_received",
         "packets_sent",
+        "packets_dropped_closing",
         "acl_denied",
         "limits_hit",
         "tls_handshake_failures",
@@ -40,7 +41,10 @@ class BrokerStats:
         self.bytes_sent = 0
         self.packets_received = 0
         self.packets_sent = 0
-        self.acl_denied: Counter[str] = Counter()  # by what: "publish", "subscribe", "will"
+        # Packets a client sent after its connection started closing (DISCONNECT, protocol
+        # error, takeover, shutdown): read, counted, never handled.
+        self.packets_dropped_closing = 0
+        self.acl_denied: Counter[str] = Counter()  # by what: "publish", "subscribe", "will", "receive"
         self.limits_hit: Counter[str] = Counter()  # by the `limits` key (or "connect_timeout") that refused
         self.tls_handshake_failures = 0
         self.http_auth_errors = 0  # auth server unreachable, slow or 5xx
