@@ -332,5 +332,5 @@ class Broker:
         interval = self.config.retry_interval
         for session in list(self._connected):
             if session.inflight and session.link.protocol_version < 5:
-                session.resend(older_than=interval)
+                session.resend(older_than=interval, now=self._timers.now)
         self._retry = self._timers.call_later(interval, self._retry_unacknowledged)

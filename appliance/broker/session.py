@@ -162,12 +162,13 @@ class Session:
         entry.sent_at = time.monotonic()
         return True
 
-    def resend(self, older_than: float | None = None) -> None:
-        """Send again what is in flight (on reconnect, or after the retry interval)."""
+    def resend(self, older_than: float | None = None, now: float | None = None) -> None:
+        """Send again what is in flight (on reconnect, or what has waited `older_than`
+        seconds for its acknowledgement by `now`)."""
         link = self.link
         if link is None:
             return
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
         for packet_id, entry in list(self.inflight.items()):
             if older_than is not None and now - entry.sent_at < older_than:
                 continue

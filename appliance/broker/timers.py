@@ -53,6 +53,7 @@ class Timers:
         self._order = itertools.count()  # equal deadlines run in the order they were set
         self._cancelled = 0
         self._sweeper = None
+        self.now = time.monotonic()  # the clock of the sweep running (or last run): "now" for callbacks
 
     def __len__(self) -> int:
         return len(self._heap) - self._cancelled
@@ -66,28 +67,30 @@ class Timers:
         return timer
 
     def sweep(self, now: float | None = None) -> int:
-        """Run every timer due by `now`; returns how many ran."""
-        now = time.monotonic() if now is None else now
+        """Run every timer due by `now`; returns how many ran. Timers set by those calls
+        wait for the next sweep, even if already due (a repeating timer cannot spin)."""
+        now = self.now = time.monotonic() if now is None else now
         heap = self._heap
-        ran = 0
+        due = []
         while heap and heap[0][0] <= now:
             timer = heapq.heappop(heap)[2]
             if timer.cancelled:
                 self._cancelled -= 1
-                continue
-            timer.cancelled = True  # done: a late cancel() changes nothing
-            ran += 1
+            else:
+                timer.cancelled = True  # done: a late cancel() changes nothing
+                due.append(timer)
+        for timer in due:
             try:
                 timer.callback(*timer.args)
             except Exception:  # noqa: BLE001 - one deadline's bug must not stop the others
                 log.exception("timer %s failed", getattr(timer.callback, "__qualname__", timer.callback))
-        if self._cancelled > 1024 and self._cancelled > len(heap) // 2:
+        if self._cancelled > 1024 and self._cancelled > len(self._heap) // 2:
             # Cancelled entries far in the future (session expiry, cancelled by a reconnect)
             # would pile up: rebuild without them.
-            self._heap = [entry for entry in heap if not entry[2].cancelled]
+            self._heap = [entry for entry in self._heap if not entry[2].cancelled]
             heapq.heapify(self._heap)
             self._cancelled = 0
-        return ran
+        return len(due)
 
     def start(self) -> None:
         if self._sweeper is None:
