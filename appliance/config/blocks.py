@@ -146,7 +146,7 @@ def read_limits(root: Section) -> LimitsConfig:
         max_subscriptions=limits.integer("max_subscriptions", defaults.max_subscriptions, 0),
         max_retained_messages=limits.integer("max_retained_messages", defaults.max_retained_messages, 0),
         max_retained_bytes=limits.size("max_retained_bytes", defaults.max_retained_bytes, 0),
-        max_outbox_bytes=limits.size("max_outbox_bytes", defaults.max_outbox_bytes, 64 * 1024),
+        max_outbox_bytes=limits.size("max_outbox_bytes", defaults.max_outbox_bytes, 1),
     )
     limits.finish()
     return config

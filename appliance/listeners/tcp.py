@@ -79,7 +79,7 @@ class Connection:
     __slots__ = ("sock", "address", "client", "pending_bytes", "created", "last_read", "_stats", "_timers",
                  "_gate", "_budget", "_on_closed", "_readable", "_raw_recv", "_raw_sock", "_chunks",
                  "_flush_scheduled", "_writer", "_give_up", "_closing", "_done", "_wanting_room", "_deadline",
-                 "_keepalive_armed", "_connect_timeout")
+                 "_keepalive_armed", "_connect_timeout", "_cut")
 
     def __init__(self, sock, address, wiring: Wiring, on_closed) -> None:
         self.sock = sock
@@ -104,7 +104,8 @@ class Connection:
         self._writer = None  # the greenlet draining the queue while the socket is slow
         self._give_up = None  # the timer that ends a closing connection whose peer does not read
         self._closing = False
-        self._done = False  # the socket is shut down; nothing more can be sent
+        self._done = False  # nothing more can be sent (FIN sent, or the socket is shut down)
+        self._cut = False  # shut down both ways
         self._wanting_room = False  # has_room() said no: tell the client when there is room again
         self._deadline = None  # the CONNECT or keepalive Timer
         self._keepalive_armed = False
@@ -207,7 +208,7 @@ class Connection:
                 self._writer = gevent.spawn(self._drain)
                 return
         if self._closing:
-            self._shut_down()
+            self._end_sending()
 
     def _drain(self) -> None:
         """Writer greenlet: send what the socket could not take at once, and whatever is
@@ -231,15 +232,26 @@ class Connection:
         finally:
             self._writer = None
         if self._closing:
-            self._shut_down()
+            self._end_sending()
 
-    def _shut_down(self) -> None:
+    def _end_sending(self) -> None:
+        """Closing, and everything is sent: FIN; the reader goes on until the peer closes."""
         if self._done:
             return
         self._done = True
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _shut_down(self) -> None:
+        """An error, or the peer took too long: stop both ways (wakes the reader with EOF)."""
+        if self._cut:
+            return
+        self._cut = self._done = True
         self._chunks.clear()
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader with EOF
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
@@ -321,7 +333,10 @@ class Connection:
             while question is not None:
                 question = client.answer(gate.answer(question))
             if client.closed:
-                return reasons.TCP_CLOSED
+                # Read on, dropping what comes, until the peer closes or _FLUSH_TIMEOUT
+                # passes: closing with unread bytes would reset the connection, and the
+                # peer could lose our last packets (a DISCONNECT) before reading them.
+                return None
             if not self._keepalive_armed and client.state is State.CONNECTED:
                 if self._deadline is not None:
                     self._deadline.cancel()
