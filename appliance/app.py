@@ -7,6 +7,7 @@ and handed to each part that uses them; no part reaches through another for them
 
 from __future__ import annotations
 
+import ctypes
 import logging
 
 from .broker import Broker
@@ -69,6 +70,7 @@ class Appliance:
         return self._accepting
 
     def start(self) -> None:
+        _large_buffers_back_to_the_os()
         self.timers.start()
         self.broker.start()
         if self.webhook is not None:
@@ -108,3 +110,15 @@ def _access_control(config: Config, stats: BrokerStats):
 
     http = HttpAuth(config.auth.http, stats) if config.auth.http is not None else None
     return AccessControl(config.auth, http)
+
+
+def _large_buffers_back_to_the_os() -> None:
+    """Give every allocation of 128 KB or more (large payloads, a backlog's chunks) its own
+    mmap, so it goes back to the OS when freed. glibc otherwise raises that threshold after
+    the first such free and serves big payloads from the heap, which rarely shrinks: the
+    burst held for a subscriber that stopped reading would stay in RSS after it left."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD; setting it also stops the raising
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
+        pass

@@ -132,7 +132,7 @@ class Broker:
                 session = None
         resumed = session is not None
         if session is None:
-            session = Session(client_id, self.stats, self.config.max_mqueue_len)
+            session = Session(client_id, self.stats, self.config.max_mqueue_len, self.limits.max_queued_bytes)
             self.sessions[client_id] = session
         session.expiry_interval = expiry_interval
         session.will = will

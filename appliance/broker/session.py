@@ -7,9 +7,9 @@ and the ids of incoming QoS 2 messages awaiting PUBREL. It decides what to send 
 hands it to its `Link` (the connection it is attached to), which only encodes and writes.
 
 Pending messages are references to the routed `Message`, never encoded copies; they
-are encoded when the link has room. The queue is bounded by `max_queue_len`: when full,
-the oldest message is dropped and counted, so a slow or absent subscriber costs at most
-its outbox budget plus this queue.
+are encoded when the link has room. The queue is bounded by `max_queue_len` messages and
+`max_queue_bytes` payload bytes: when full, the oldest message is dropped and counted, so
+a slow or absent subscriber costs at most its outbox budget plus this queue.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class Session:
     client_id: str
     stats: BrokerStats
     max_queue_len: int
+    max_queue_bytes: int = 0  # payload bytes referenced by the pending queue; 0 = no limit
     link: Link | None = None  # the connection attached to it; set by the Broker only
     expiry_interval: int = 0  # seconds after disconnect; NEVER_EXPIRES for ever
     will: LastWill | None = None
@@ -92,6 +93,7 @@ class Session:
     pending: deque | None = None  # made on first use: most sessions never queue
     awaiting_release: set[int] = field(default_factory=set)  # incoming QoS 2 ids before PUBREL
     _last_packet_id: int = 0
+    _queued_bytes: int = 0  # payload bytes of the pending queue
 
     # -- outgoing ----------------------------------------------------------------------
 
@@ -110,9 +112,15 @@ class Session:
         if pending is None:
             pending = self.pending = deque()
         elif len(pending) >= self.max_queue_len:
-            pending.popleft()
+            self._queued_bytes -= len(pending.popleft().message.payload)
             self.stats.messages_dropped["queue_full"] += 1
+        size = len(message.payload)
+        if self.max_queue_bytes:
+            while pending and self._queued_bytes + size > self.max_queue_bytes:
+                self._queued_bytes -= len(pending.popleft().message.payload)
+                self.stats.messages_dropped["queue_full"] += 1
         pending.append(delivery)
+        self._queued_bytes += size
 
     def _send_new(self, link: Link, delivery: Delivery) -> None:
         packet_id = self._next_packet_id()
@@ -139,6 +147,7 @@ class Session:
         pending = self.pending
         while pending and len(self.inflight) < link.send_window and link.has_room():
             delivery = pending.popleft()
+            self._queued_bytes -= len(delivery.message.payload)
             expires_at = delivery.message.expires_at
             if expires_at is not None and expires_at <= now:
                 self.stats.messages_dropped["expired"] += 1
@@ -183,6 +192,7 @@ class Session:
         """The session ends: forget what waits for it; returns how many messages that was."""
         dropped = len(self.pending) if self.pending else 0
         self.pending = None
+        self._queued_bytes = 0
         self.inflight.clear()
         return dropped
 

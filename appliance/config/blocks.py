@@ -147,6 +147,7 @@ def read_limits(root: Section) -> LimitsConfig:
         max_retained_messages=limits.integer("max_retained_messages", defaults.max_retained_messages, 0),
         max_retained_bytes=limits.size("max_retained_bytes", defaults.max_retained_bytes, 0),
         max_outbox_bytes=limits.size("max_outbox_bytes", defaults.max_outbox_bytes, 1),
+        max_queued_bytes=limits.size("max_queued_bytes", defaults.max_queued_bytes, 0),
     )
     limits.finish()
     return config

@@ -60,6 +60,7 @@ class LimitsConfig:
     max_retained_messages: int = 100_000  # 0 = no limit
     max_retained_bytes: int = 64 * 1024 * 1024  # payload bytes of retained messages; 0 = no limit
     max_outbox_bytes: int = 4 * 1024 * 1024  # encoded bytes queued per connection; beyond, QoS 0 dropped, QoS 1/2 wait
+    max_queued_bytes: int = 64 * 1024 * 1024  # payload bytes queued per session, oldest dropped; 0 = no limit
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ KEYS: tuple[KeyDoc, ...] = (
     KeyDoc("limits.max_retained_messages", "int >= 0", "100000", "Retained topics kept; new ones beyond are routed, not kept; 0 no limit (ours)."),
     KeyDoc("limits.max_retained_bytes", "size", "64MB", "Retained payload bytes kept, same rule; 0 no limit (ours)."),
     KeyDoc("limits.max_outbox_bytes", "size", "4MB", "Encoded bytes queued for one connection; beyond it QoS 0 messages are dropped (counted slow_subscriber) and QoS 1/2 wait in the session (max_mqueue_len); a message larger than it still goes, alone (ours)."),
+    KeyDoc("limits.max_queued_bytes", "size", "64MB", "Payload bytes queued for one session (offline, or behind its outbox and in-flight window); beyond it the oldest are dropped (queue_full), as max_mqueue_len does by count; 0 no limit (ours)."),
     KeyDoc("log.to", "[console, file] or one", "[console]", "Log targets; syslog is not implemented."),
     KeyDoc("log.level", "trace|debug|info|warn|error|fatal", "warn", "Least severe level logged."),
     KeyDoc("log.dir", "string", '"/tmp"', "Directory of the log file."),

@@ -66,3 +66,22 @@ def test_a_never_reading_subscriber_costs_at_most_budget_plus_its_queue():
     assert hub.stats.messages_dropped["queue_full"] == 100 - 5 - len(session.inflight)
     stuck.drop()  # clean session: everything it held goes with it
     assert "stuck" not in hub.broker.sessions
+
+
+def test_the_session_queue_is_bounded_in_bytes_too():
+    from appliance.config.model import LimitsConfig
+
+    hub = Hub(limits=LimitsConfig(max_queued_bytes=5 * len(PAYLOAD)), budget=BUDGET)
+    stuck, pub = _stuck_subscriber(hub, 1)
+    for _ in range(100):
+        pub.publish("big", PAYLOAD, qos=1)
+    session = hub.broker.sessions["stuck"]
+    assert len(session.pending) == 5
+    assert hub.stats.messages_dropped["queue_full"] == 100 - 5 - len(session.inflight)
+    received = []
+    while True:
+        batch = stuck.messages()
+        if not batch:
+            break
+        received.extend(batch)
+    assert len(received) == 100 - hub.stats.messages_dropped["queue_full"]  # the rest all arrive
