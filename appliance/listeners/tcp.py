@@ -410,6 +410,10 @@ class TcpListener:
     def address(self) -> tuple[str, int]:
         return self._server.address[:2]
 
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
     def start(self) -> None:
         if self.config.tls is not None:  # a bad key or password stops start-up, as a bad port does
             self._tls_context = tls.server_context(self.config.tls)
