@@ -36,6 +36,7 @@ from .workers import Workers
 log = logging.getLogger(__name__)
 
 _READ_SIZE = 65536
+_READ_BURST = 4  # full reads of one connection before the others get a turn
 _FLUSH_TIMEOUT = 2.0  # seconds a closing connection may take to send what it has queued
 _IOV_MAX = 512  # buffers handed to one sendmsg (the kernel takes at most 1024)
 _JOIN_LIMIT = 65536  # bytes joined into one write where there is no sendmsg (TLS, WebSocket)
@@ -318,6 +319,7 @@ class Connection:
         client = self.client
         stats = self._stats
         gate = self._gate
+        reads = 0
         while True:
             try:
                 data = self._raw_recv(_READ_SIZE) if self._raw_recv is not None else self.sock.recv(_READ_SIZE)
@@ -341,9 +343,15 @@ class Connection:
                 if self._deadline is not None:
                     self._deadline.cancel()
                 self._arm_keepalive(self.last_read)
-            # A full read may have left more in the kernel, and TLS may hold decrypted bytes
-            # that no watcher sees: read on. Otherwise other connections get their turn.
-            if len(data) < _READ_SIZE and (self._raw_recv is not None or not self.sock.pending()):
+            # TLS may hold decrypted bytes that no watcher sees: read on while it does. A
+            # full read may have left more in the kernel: read on, but at most
+            # _READ_BURST reads, then let other connections have their turn (the watcher
+            # fires again at once), so one client streaming large messages cannot hold
+            # the loop for a whole batch.
+            if self._raw_recv is None and self.sock.pending():
+                continue
+            reads += 1
+            if len(data) < _READ_SIZE or reads >= _READ_BURST:
                 return None
 
     def _finish(self, reason: str) -> None:
