@@ -97,6 +97,12 @@ class ClientSettings:
 class Client:
     """Protocol decisions for one network connection, from CONNECT to close."""
 
+    __slots__ = ("_router", "transport", "_stats", "peer", "cert_username", "facts", "_mqtt", "_settings",
+                 "_state", "_decoder", "info", "_assigned_id", "protocol_version", "session", "acl",
+                 "_may_receive", "keepalive_timeout", "send_window", "max_outgoing_size", "has_room",
+                 "_aliases_in", "_aliases_out", "_alias_out_max", "_max_topic_length", "_max_topic_levels",
+                 "_short_topic", "_barrier", "_acks_waiting", "_resume", "_held", "_failure")
+
     def __init__(self, router: Router, transport: Transport, settings: ClientSettings, stats: BrokerStats,
                  peer: tuple, cert_username: str | None = None, facts: dict | None = None) -> None:
         self._router = router
@@ -130,7 +136,7 @@ class Client:
         self._barrier = settings.barrier
         self._acks_waiting: deque | None = deque() if settings.barrier is not None else None
         self._resume = None  # (method, args) waiting for the answer to a question
-        self._held: deque = deque()  # packets that came while a question was open
+        self._held: deque | None = None  # packets that came while a question was open
         self._failure: MqttError | None = None  # the decoder's error, after the held packets
 
     @property
@@ -153,14 +159,14 @@ class Client:
             packets, failure = error.packets, error  # what came before the bad bytes still counts
         self._stats.packets_received += len(packets)
         if self._resume is not None or self._held:
-            self._held.extend(packets)
+            self._hold(packets)
             self._failure = self._failure or failure
             return None
         receive = self._receive
         for index, packet in enumerate(packets):
             question = receive(packet)
             if question is not None:
-                self._held.extend(packets[index + 1:])
+                self._hold(packets[index + 1:])
                 self._failure = failure
                 return question
         if failure is not None:
@@ -176,7 +182,7 @@ class Client:
             method(self, verdict, *args)
         held = self._held
         receive = self._receive
-        while held and self._resume is None:
+        while held and self._resume is None:  # (None when nothing was held)
             question = receive(held.popleft())
             if question is not None:
                 return question
@@ -193,13 +199,18 @@ class Client:
                 self._stats.packets_dropped_closing += 1
                 return None
             if action is HOLD:
-                self._held.append(packet)
+                self._hold((packet,))
                 return None
         handler = self._handlers.get(type(packet))
         if handler is None:
             self.protocol_error(f"unexpected {type(packet).__name__}", rc.PROTOCOL_ERROR)
             return None
         return handler(self, packet)
+
+    def _hold(self, packets) -> None:
+        if self._held is None:
+            self._held = deque()
+        self._held.extend(packets)
 
     def _ask(self, question: Question, method, *args) -> Question:
         self._resume = (method, args)
@@ -655,6 +666,8 @@ class Client:
 
     def connection_lost(self, reason: str) -> None:
         """The transport is gone (EOF, an error, or the end of our own close)."""
+        if self._state.state is State.CLOSED:
+            return
         if self._state.open:
             log.debug("connection of %s lost: %s", self.name(), reason)
             self.close(reason)
