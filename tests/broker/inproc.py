@@ -11,7 +11,6 @@ subscriber whose socket is full. Timers run when the test says (`hub.run_timers`
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from appliance.broker import Broker
 from appliance.broker.client import Client, ClientSettings
@@ -259,7 +258,3 @@ class Peer:
     @property
     def closed(self) -> bool:
         return self.transport.closing
-
-
-def settings_with(mqtt: MqttConfig | None = None, **changes) -> MqttConfig:
-    return replace(mqtt or MqttConfig(), **changes)
