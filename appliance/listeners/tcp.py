@@ -401,6 +401,13 @@ class Connection:
                 pass
 
 
+def serve(connection: Connection, wiring: Wiring, cert_username: str | None = None,
+          facts: dict | None = None) -> None:
+    """Start the protocol over `connection` (any listener: TCP, TLS, WebSocket)."""
+    connection.start(Client(wiring.router, connection, wiring.settings, wiring.stats, connection.address,
+                            cert_username, facts))
+
+
 class _Server(StreamServer):
     """A StreamServer that leaves each socket open when its handler returns: the
     `Connection` outlives the handler's greenlet and closes the socket itself."""
@@ -471,9 +478,7 @@ class TcpListener:
         if connection is not None:
             self._connections.add(connection)
             self._all_closed.clear()
-            wiring = self._wiring
-            connection.start(Client(wiring.router, connection, wiring.settings, wiring.stats, address,
-                                    self._cert_username(connection.sock), self._facts(connection.sock)))
+            serve(connection, self._wiring, self._cert_username(connection.sock), self._facts(connection.sock))
 
     def _connection(self, sock, address) -> Connection | None:
         """The connection over an admitted socket, after the TLS handshake for ssl; None

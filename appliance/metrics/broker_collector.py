@@ -56,7 +56,7 @@ class BrokerCollector(Collector):
                        "a protocol error, a takeover or shutdown): dropped, never routed.",
                        stats.packets_dropped_closing)
         yield _labelled_counter("appliance_acl_denied_total",
-                        "PUBLISH, SUBSCRIBE and will messages refused by the ACL, by action.", "action",
+                        "PUBLISH, SUBSCRIBE, will messages and deliveries (receive) refused by the ACL, by action.", "action",
                         sorted(stats.acl_denied.items()))
         yield _labelled_counter("appliance_limits_hit_total",
                         "Connections, packets or messages refused by a configured limit, by limit.", "limit",
