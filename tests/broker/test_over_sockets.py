@@ -36,33 +36,6 @@ def test_each_protocol_version_connects_and_exchanges_messages(broker, mqtt, pro
     assert (message.topic, message.payload, message.qos) == ("t/1", b"hello", 1)
 
 
-def test_v5_client_with_empty_id_is_assigned_one(broker, mqtt):
-    client = mqtt(broker.port, "", protocol=paho.MQTTv5)
-    _, reason, props = client.connect()
-    assert reason == 0
-    assert props.AssignedClientIdentifier
-
-
-def test_v311_empty_id_is_accepted_with_clean_session(broker, mqtt):
-    _, reason, _ = mqtt(broker.port, "", clean=True).connect()
-    assert reason == 0
-
-
-def test_v311_empty_id_without_clean_session_is_refused_with_identifier_rejected(broker):
-    sock = raw_socket(broker.port)
-    # CONNECT, MQTT 3.1.1, clean session 0, keepalive 60, empty client id
-    sock.sendall(bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 0x00, 0, 60, 0, 0]))
-    assert sock.recv(4) == b"\x20\x02\x00\x02"
-    assert sock.recv(1) == b""  # and the connection is closed
-
-
-def test_unknown_protocol_level_is_refused_with_unacceptable_protocol_version(broker):
-    sock = raw_socket(broker.port)
-    sock.sendall(bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([9, 0x02, 0, 60, 0, 0]))
-    assert sock.recv(4) == b"\x20\x02\x00\x01"
-    assert sock.recv(1) == b""
-
-
 def test_second_connection_with_same_id_takes_over_and_v5_first_hears_0x8E(broker, mqtt):
     first = mqtt(broker.port, "same", protocol=paho.MQTTv5)
     first.connect()
@@ -103,39 +76,6 @@ def test_keepalive_expiry_closes_silent_client_but_pings_keep_it(broker_factory)
     assert talker.recv(2) == b"\xd0\x00"
 
 
-def test_v5_connack_announces_the_limits(broker_factory, mqtt):
-    broker = broker_factory("mqtt { max_packet_size = 64KB, max_inflight_window = 16 }\n")
-    _, _, props = mqtt(broker.port, "limits", protocol=paho.MQTTv5).connect()
-    assert props.MaximumPacketSize == 64 * 1024
-    assert props.ReceiveMaximum == 16
-
-
-def test_v5_session_resumes_with_session_expiry(broker, mqtt):
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 60
-    first = mqtt(broker.port, "resume", protocol=paho.MQTTv5, clean=False)
-    first.connect(properties=props)
-    first.subscribe("r/1", qos=1)
-    first.disconnect()
-    again = mqtt(broker.port, "resume", protocol=paho.MQTTv5, clean=False)
-    flags, _, _ = again.connect(properties=props)
-    assert flags.session_present
-    publisher = mqtt(broker.port, "pub")
-    publisher.connect()
-    publisher.publish("r/1", b"kept", qos=1)
-    assert again.expect_message().payload == b"kept"
-
-
-def test_v5_session_without_expiry_ends_at_disconnect(broker, mqtt):
-    first = mqtt(broker.port, "gone", protocol=paho.MQTTv5, clean=False)
-    first.connect()
-    first.subscribe("g/1", qos=1)
-    first.disconnect()
-    again = mqtt(broker.port, "gone", protocol=paho.MQTTv5, clean=False)
-    flags, _, _ = again.connect()
-    assert not flags.session_present
-
-
 def test_sigterm_stops_the_broker_within_two_seconds(broker, mqtt):
     client = mqtt(broker.port, "held", protocol=paho.MQTTv5)
     client.connect()
@@ -145,22 +85,6 @@ def test_sigterm_stops_the_broker_within_two_seconds(broker, mqtt):
     assert client.disconnects.get(timeout=TIMEOUT) == 0x8B  # server shutting down
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", broker.port), timeout=1)
-
-
-def test_inflight_window_holds_back_messages_until_acknowledged(broker_factory, mqtt):
-    broker = broker_factory("mqtt { max_inflight_window = 2 }\n")
-    sub = mqtt(broker.port, "slow", manual_ack=True)
-    sub.connect()
-    sub.subscribe("w/t", qos=1)
-    pub = mqtt(broker.port, "pub")
-    pub.connect()
-    for i in range(5):
-        pub.publish("w/t", str(i), qos=1)
-    first, second = sub.expect_message(), sub.expect_message()
-    assert [first.payload, second.payload] == [b"0", b"1"]
-    sub.expect_no_message()  # the window is full
-    sub.client.ack(first.mid, 1)
-    assert sub.expect_message().payload == b"2"
 
 
 def test_unacknowledged_message_is_resent_with_dup_on_reconnect(broker, mqtt):
@@ -179,19 +103,6 @@ def test_unacknowledged_message_is_resent_with_dup_on_reconnect(broker, mqtt):
     assert (message.payload, message.dup) == (b"again", True)
 
 
-def test_v311_unacknowledged_message_is_resent_after_retry_interval(broker_factory, mqtt):
-    broker = broker_factory("mqtt { retry_interval = 1s }\n")
-    sub = mqtt(broker.port, "forgetful", manual_ack=True)
-    sub.connect()
-    sub.subscribe("retry/t", qos=1)
-    pub = mqtt(broker.port, "pub")
-    pub.connect()
-    pub.publish("retry/t", b"once", qos=1)
-    first = sub.expect_message()
-    again = sub.expect_message()
-    assert (first.dup, again.dup, again.payload) == (False, True, b"once")
-
-
 def test_will_is_published_when_the_connection_drops(broker, mqtt):
     watcher = mqtt(broker.port, "watcher")
     watcher.connect()
@@ -201,20 +112,6 @@ def test_will_is_published_when_the_connection_drops(broker, mqtt):
     dying.close()  # no DISCONNECT
     message = watcher.expect_message()
     assert (message.topic, message.payload) == ("wills/dying", b"gone")
-
-
-def test_v5_will_delay_interval_postpones_the_will(broker, mqtt):
-    watcher = mqtt(broker.port, "watcher")
-    watcher.connect()
-    watcher.subscribe("wills/#", qos=1)
-    delayed = mqtt(broker.port, "delayed", protocol=paho.MQTTv5, clean=False)
-    will_props = _props(PacketTypes.WILLMESSAGE, WillDelayInterval=1)
-    delayed.connect(will={"topic": "wills/delayed", "payload": b"late", "qos": 1, "properties": will_props},
-                    properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=60))
-    dropped_at = time.monotonic()
-    delayed.close()
-    assert watcher.expect_message().payload == b"late"
-    assert time.monotonic() - dropped_at >= 0.9
 
 
 def test_delayed_wills_are_published_at_shutdown(broker, mqtt):
