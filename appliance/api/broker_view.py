@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..broker.hooks import KICKED
 from ..broker.message import Message
 from ..broker.topics import parse_shared
 from ..mqtt import reason_codes as rc
-
-# The on_client_disconnected reason of a kicked client, as EMQX names it.
-KICKED = "kicked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +79,7 @@ class BrokerView:
         """End the client's session and its connection, if any (a v5 client is told why:
         DISCONNECT 0x98 Administrative action); its will, if any, is published as for any
         connection the server closes. False if there is no such session."""
-        broker = self._broker
-        session = broker.sessions.get(client_id)
-        if session is None:
-            return False
-        session.expiry_interval = 0  # so the session ends with the connection
-        client = session.client
-        if client is not None:
-            client.close(KICKED, rc.ADMINISTRATIVE_ACTION)
-            return True
-        if session.expiry_timer is not None:
-            session.expiry_timer.kill(block=False)
-            session.expiry_timer = None
-        broker._end_session(session)  # noqa: SLF001 (the core has no public call for it yet)
-        return True
+        return self._broker.kick(client_id, KICKED, rc.ADMINISTRATIVE_ACTION)
 
     def publish(self, message: Message) -> int:
         """Route through the broker like any PUBLISH (hooks, retain, subscribers); returns how
@@ -103,13 +88,13 @@ class BrokerView:
 
 
 def _client_record(session) -> ClientRecord:
-    client = session.client
+    client = session.link
     info = client.info if client is not None else None
     version = info.protocol_version if info is not None else None
     clean_start = None
     if version is not None and version < 5:  # 3.1.1: Clean Session is exactly "expires at once"
         clean_start = session.expiry_interval == 0
-    will = client.will if client is not None else None
+    will = session.will.will if session.will is not None else None
     return ClientRecord(
         client_id=session.client_id,
         connected=client is not None,

@@ -35,6 +35,7 @@ class BrokerStats:
         "bytes_sent",
         "packets_received",
         "packets_sent",
+        "packets_dropped_closing",
         "acl_denied",
         "limits_hit",
         "tls_handshake_failures",
@@ -51,6 +52,9 @@ class BrokerStats:
         self.bytes_sent = 0
         self.packets_received = 0
         self.packets_sent = 0
+        # Packets a client sent after its connection started closing (DISCONNECT, protocol
+        # error, takeover, shutdown): read, counted, never handled.
+        self.packets_dropped_closing = 0
         self.acl_denied: Counter[str] = Counter(dict.fromkeys(ACL_ACTIONS, 0))
         self.limits_hit: Counter[str] = Counter(dict.fromkeys(LIMITS, 0))  # by the `limits` key that refused
         self.tls_handshake_failures = 0

@@ -191,6 +191,14 @@ class LimitsConfig(Block):
                                      origin=OURS)
     max_retained_bytes: int = key("limits.max_retained_bytes", Size(0), 64 * MB,
                                   "Retained payload bytes kept, same rule; 0: no limit.", origin=OURS)
+    max_outbox_bytes: int = key("limits.max_outbox_bytes", Size(1), 4 * MB,
+                                "Encoded bytes queued for one connection; beyond it QoS 0 messages are dropped "
+                                "(counted slow_subscriber) and QoS 1/2 wait in the session (max_mqueue_len); a "
+                                "message larger than it still goes, alone.", origin=OURS)
+    max_queued_bytes: int = key("limits.max_queued_bytes", Size(0), 64 * MB,
+                                "Payload bytes queued for one session (offline, or behind its outbox and in-flight "
+                                "window); beyond it the oldest are dropped (queue_full), as max_mqueue_len does by "
+                                "count; 0: no limit.", origin=OURS)
     max_handshakes: int = key("limits.max_handshakes", Int(0), 0,
                               "TLS handshakes in progress at once over all ssl listeners; more sockets are "
                               "closed at accept, so slow handshakes cannot take every place; 0: half of "

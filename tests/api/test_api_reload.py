@@ -11,7 +11,9 @@ import pytest
 
 from appliance.api import ApiV4, BrokerView, ReloadFailed
 from appliance.broker import Broker
-from appliance.config.model import Config, HttpServerConfig, MqttConfig
+from appliance.broker.stats import BrokerStats
+from appliance.broker.timers import Timers
+from appliance.config.model import Config, HttpServerConfig, LimitsConfig, MqttConfig
 from appliance.metrics import HttpServer, create_registry
 from tests.api.conftest import basic
 
@@ -29,7 +31,7 @@ def serve():
     servers = []
 
     def start(reload):
-        broker = Broker(MqttConfig())
+        broker = Broker(MqttConfig(), LimitsConfig(), BrokerStats(), Timers())
         config = Config(http_server=HttpServerConfig(bind="127.0.0.1", port=0, password="pw"))
         api = ApiV4(BrokerView(broker), lambda: config, reload=reload)
         server = HttpServer(config.http_server, create_registry(broker), broker, Ready(), api)
