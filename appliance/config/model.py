@@ -172,8 +172,9 @@ class WebhookRetry:
 class WebhookQueue:
     """`webhook.queue { ... }` (ours): the bounded queue and the optional disk spool."""
 
-    max_len: int = 100_000  # events held in memory across all partitions
-    spool_dir: str | None = None  # None: overflow is dropped oldest-first and counted
+    max_len: int = 100_000  # events held in memory across all ordering keys
+    spool_dir: str | None = None  # None: in memory only, overflow dropped oldest-first and counted
+    sync: str = "fsync"  # with a spool: "fsync" (survives power loss) or "os" (a process crash only)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ class WebhookConfig:
     retry: WebhookRetry = field(default_factory=WebhookRetry)
     queue: WebhookQueue = field(default_factory=WebhookQueue)
     drain_timeout: float = 5.0  # seconds to deliver what is queued at SIGTERM
+    order: str = "client"  # ours: the ordering scope, "client", "topic" or "none"
 
 
 @dataclass(frozen=True)

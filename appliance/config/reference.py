@@ -84,6 +84,8 @@ KEYS: tuple[KeyDoc, ...] = (
     KeyDoc("webhook.retry.backoff_max", "duration", "30s", "Largest retry delay (ours)."),
     KeyDoc("webhook.queue.max_len", "int >= 1", "100000", "Events held in memory (ours)."),
     KeyDoc("webhook.queue.spool_dir", "path", "none", "Spill to disk when full or endpoint down (ours)."),
+    KeyDoc("webhook.queue.sync", "fsync|os", "fsync", "With a spool: fsync survives power loss, os a process crash only (ours)."),
+    KeyDoc("webhook.order", "client|topic|none", "client", "Ordering scope: events of one client / one topic POSTed in order, or none (ours)."),
     KeyDoc("webhook.drain_timeout", "duration", "5s", "Time to deliver the queue at SIGTERM (ours)."),
 )
 

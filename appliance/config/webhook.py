@@ -25,6 +25,8 @@ UNFIRED_EVENTS = (
     "on_message_delivered", "on_message_acked",
 )
 ENCODINGS = ("plain", "base64", "base62")
+ORDER_SCOPES = ("client", "topic", "none")
+SYNC_MODES = ("fsync", "os")
 SHARED_OPTIONS = ("url", "headers", "body", "pool_size", "cancel_timeout", "enable", "ssl", "tls")
 
 RIGHT_FORM = (
@@ -68,6 +70,7 @@ def read_webhook(root: Section) -> WebhookConfig | None:
         retry=_read_retry(hook, WebhookRetry()),
         queue=_read_queue(hook, WebhookQueue()),
         drain_timeout=hook.duration("drain_timeout", _default("drain_timeout"), positive=False),
+        order=hook.choice("order", _default("order"), ORDER_SCOPES),
     )
     hook.finish()
     return config
@@ -276,6 +279,7 @@ def _read_queue(hook: Section, defaults: WebhookQueue) -> WebhookQueue:
     config = WebhookQueue(
         max_len=queue.integer("max_len", defaults.max_len, 1),
         spool_dir=queue.string("spool_dir", defaults.spool_dir) or None,
+        sync=queue.choice("sync", defaults.sync, SYNC_MODES),
     )
     queue.finish()
     return config

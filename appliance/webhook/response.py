@@ -1,11 +1,17 @@
 """Reads one HTTP/1.1 response to a webhook POST: just what the stage needs to decide
-(status, keep-alive, Retry-After), with the whole body consumed so the connection can carry
-the next request. No I/O of its own: it pulls bytes through the `recv` it is given.
+(status, keep-alive, Retry-After). No I/O of its own: it pulls bytes through the `recv` it is
+given (which enforces the request's deadline).
+
+The body is drained, not kept: at most `MAX_DRAIN` bytes of it are read (in `RECV_SIZE`
+pieces, never joined), so the connection can carry the next request; a longer body is left
+unread and the connection is closed instead. Interim 1xx answers are skipped; chunked,
+Content-Length and close-delimited bodies are understood.
 """
 
 from __future__ import annotations
 
 MAX_HEAD = 64 * 1024  # status line and headers; a receiver sending more is broken
+MAX_DRAIN = 64 * 1024  # body bytes read to keep a connection; beyond, it is closed
 RECV_SIZE = 65536
 
 
@@ -35,13 +41,15 @@ def read_response(recv) -> Response:
     if status in (204, 304):
         body_done = True
     elif b"chunked" in headers.get(b"transfer-encoding", b"").lower():
-        buffer, body_done = _skip_chunked(recv, buffer), True
+        buffer, body_done = _drain_chunked(recv, buffer)
     elif b"content-length" in headers:
         try:
             length = int(headers[b"content-length"])
         except ValueError:
             raise BadResponse("bad Content-Length") from None
-        buffer, body_done = _skip(recv, buffer, length), True
+        if length < 0:
+            raise BadResponse("bad Content-Length")
+        buffer, body_done = _drain(recv, buffer, length, MAX_DRAIN)
     else:
         body_done = False  # the body runs until the server closes: never reuse this connection
     if not body_done or buffer:
@@ -79,31 +87,46 @@ def _parse_head(head: bytes) -> tuple[int, bool, dict[bytes, bytes]]:
     return int(parts[1]), parts[0] != b"HTTP/1.0", headers
 
 
-def _skip(recv, buffer: bytes, length: int) -> bytes:
-    """Consume `length` body bytes; return what follows them."""
+def _drain(recv, buffer: bytes, length: int, budget: int) -> tuple[bytes, bool]:
+    """Consume `length` body bytes if that is within `budget`; returns (what follows them,
+    whether they were all consumed). The pieces read are dropped, never joined."""
+    if length > budget:
+        return buffer, False
     while len(buffer) < length:
-        buffer += _more(recv)
-    return buffer[length:]
+        length -= len(buffer)
+        buffer = _more(recv)
+    return buffer[length:], True
 
 
-def _skip_chunked(recv, buffer: bytes) -> bytes:
+def _line(recv, buffer: bytes) -> tuple[bytes, bytes]:
     while True:
-        while b"\r\n" not in buffer:
-            buffer += _more(recv)
-        size_line, _, buffer = buffer.partition(b"\r\n")
+        end = buffer.find(b"\r\n")
+        if end >= 0:
+            return buffer[:end], buffer[end + 2:]
+        if len(buffer) > MAX_HEAD:
+            raise BadResponse("chunk line too long")
+        buffer += _more(recv)
+
+
+def _drain_chunked(recv, buffer: bytes) -> tuple[bytes, bool]:
+    budget = MAX_DRAIN
+    while True:
+        size_line, buffer = _line(recv, buffer)
         try:
             size = int(size_line.split(b";", 1)[0], 16)
         except ValueError:
             raise BadResponse("bad chunk size") from None
+        if size < 0:
+            raise BadResponse("bad chunk size")
         if size == 0:
-            # trailers, if any, end with an empty line
-            while True:
-                while b"\r\n" not in buffer:
-                    buffer += _more(recv)
-                line, _, buffer = buffer.partition(b"\r\n")
+            while True:  # trailers, if any, end with an empty line
+                line, buffer = _line(recv, buffer)
                 if not line:
-                    return buffer
-        buffer = _skip(recv, buffer, size + 2)  # the chunk and its CRLF
+                    return buffer, True
+        buffer, complete = _drain(recv, buffer, size + 2, budget)  # the chunk and its CRLF
+        if not complete:
+            return buffer, False
+        budget -= size
 
 
 def _retry_after(value: bytes | None) -> float | None:

@@ -1,67 +1,59 @@
-"""The disk spool: events that did not fit in memory, or arrived while the endpoint was
-down, kept in SQLite (standard library) until they are delivered, across restarts too.
-
-Every write is one transaction, fsync'd (WAL, synchronous=FULL) and run in gevent's thread
-pool, so a slow disk stalls the spool greenlet, never the MQTT connections.
-"""
+"""The spool: the WebHook stage's table in the durable store. With `spool_dir` set, every
+event the rules select is inserted when it is accepted and deleted once it is settled, so a
+crash (or a restart) leaves exactly the events not yet answered 2xx (or dropped) on disk."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 
-import gevent
-from gevent.lock import BoundedSemaphore
+from appliance.store import Store
 
-from .queue import QueuedEvent
+from .events import QueuedEvent
 
 FILE_NAME = "webhook-spool.sqlite3"
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, " \
-          "event TEXT NOT NULL, body BLOB NOT NULL)"
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, "
+           "event TEXT NOT NULL, body BLOB NOT NULL, topic TEXT, attempted INTEGER NOT NULL DEFAULT 0)")
+# Spools written before topic and attempted existed: added in place.
+_MIGRATIONS = {"topic": "ALTER TABLE events ADD COLUMN topic TEXT",
+               "attempted": "ALTER TABLE events ADD COLUMN attempted INTEGER NOT NULL DEFAULT 0"}
+# The store batches consecutive changes by statement identity: these are module constants.
+_INSERT = "INSERT OR IGNORE INTO events (seq, key, event, body, topic) VALUES (?, ?, ?, ?, ?)"
+_DELETE = "DELETE FROM events WHERE seq = ?"
+_ATTEMPTED = "UPDATE events SET attempted = 1 WHERE seq = ?"
+_READ = "SELECT seq, key, topic, event, body, attempted FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+
+
+def open_store(directory: str, sync: str, registry) -> Store:
+    return Store(os.path.join(directory, FILE_NAME), "webhook", sync, registry)
 
 
 class Spool:
-    """Events on disk, ordered by their `seq`."""
+    """Events on disk, ordered by `seq`; changes go through the store's group commit."""
 
-    def __init__(self, directory: str) -> None:
-        os.makedirs(directory, exist_ok=True)
-        self.path = os.path.join(directory, FILE_NAME)
-        self._lock = BoundedSemaphore()  # one statement at a time on the one connection
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
-        self.rows, self.last_seq = self._db.execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events").fetchone()
+    def __init__(self, store: Store, key_of) -> None:
+        self.store = store
+        self._key_of = key_of  # (client_id, topic) -> ordering key, for events read back
+        store.define(_SCHEMA)
+        columns = {row[1] for row in store.read("PRAGMA table_info(events)")}
+        store.define(*(statement for column, statement in _MIGRATIONS.items() if column not in columns))
+        self.rows_at_start, self.last_seq = store.read("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events")[0]
+        self.rows = self.rows_at_start  # events in the spool, counting changes not yet committed
 
-    def _run(self, function, *args):
-        with self._lock:
-            return gevent.get_hub().threadpool.apply(function, args)
+    def insert(self, item: QueuedEvent) -> None:
+        self.store.write(_INSERT, (item.seq, item.client_id, item.event, item.body, item.topic))
+        item.spooled = True
+        self.rows += 1
 
-    def append(self, items: list[QueuedEvent]) -> None:
-        """Write events (one fsync'd transaction); an event already there is left alone."""
-        rows = [(item.seq, item.key, item.event, item.body) for item in items]
-        added = self._run(self._write, "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)", rows)
-        self.rows += added
+    def attempted(self, item: QueuedEvent) -> None:
+        self.store.write(_ATTEMPTED, (item.seq,))
+
+    def delete(self, item: QueuedEvent) -> None:
+        self.store.write(_DELETE, (item.seq,))
+        self.rows -= 1
 
     def read_after(self, seq: int, limit: int) -> list[QueuedEvent]:
-        """Up to `limit` events with a larger `seq`, oldest first, marked as spooled."""
-        rows = self._run(self._read, seq, limit)
-        return [QueuedEvent(*row, spooled=True) for row in rows]
-
-    def delete(self, seqs: list[int]) -> None:
-        deleted = self._run(self._write, "DELETE FROM events WHERE seq = ?", [(seq,) for seq in seqs])
-        self.rows -= deleted
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _write(self, statement: str, rows: list[tuple]) -> int:
-        with self._db:  # BEGIN ... COMMIT, or ROLLBACK on error
-            self._db.execute("BEGIN")
-            return self._db.executemany(statement, rows).rowcount
-
-    def _read(self, seq: int, limit: int) -> list[tuple]:
-        return self._db.execute("SELECT seq, key, event, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                                (seq, limit)).fetchall()
+        """Up to `limit` committed events with a larger `seq`, oldest first (off the loop)."""
+        key_of = self._key_of
+        return [QueuedEvent(seq, key_of(client_id, topic), client_id, topic, event, body, True, bool(attempted))
+                for seq, client_id, topic, event, body, attempted in self.store.query(_READ, (seq, limit))]
