@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import gevent
 from gevent.event import Event
@@ -36,11 +37,56 @@ SYNC_MODES = ("fsync", "os")
 # Written into every store file we create, so a foreign SQLite file is refused, never changed.
 APPLICATION_ID = 0x4E4D5141  # "NMQA"
 RETRY_INTERVAL = 1.0  # seconds between attempts while commits fail
+# Changes that add rows wait while the disk has less room than this beyond what the WAL and
+# a checkpoint need: deletes always find room, so a full disk never keeps delivered rows.
+FREE_MARGIN = 256 * 1024
+ROOMY = 16 * 1024 * 1024  # more free than this: no need to weigh the batch
+SQLITE_FULL = 13
 LOG_INTERVAL = 10.0  # seconds between log lines about failing commits
 
 
 class StoreError(Exception):
     """The store file cannot be used: one line naming the path and the problem."""
+
+
+class ChangeSource(Protocol):
+    """An owner that holds its own changes until the writer takes them, so it can cancel a
+    change that a later one makes unnecessary (the spool's insert of an event already
+    delivered) and order them as it likes. Changes to different rows only."""
+
+    pending: int  # changes held now
+
+    def take(self) -> list[tuple[str, list]]:
+        """Every change held, as (statement, rows) groups in commit order; holds none after."""
+
+    def restore(self, statement: str, rows: list) -> None:
+        """Rows of a group taken that could not be committed: hold them again."""
+
+
+class _Log:
+    """The changes queued with `Store.write()`: kept and committed in the order written."""
+
+    def __init__(self) -> None:
+        self.groups: list[tuple[str, list]] = []
+        self.restored: list[tuple[str, list]] = []
+        self.pending = 0
+
+    def add(self, statement: str, params: tuple) -> None:
+        groups = self.groups
+        if groups and groups[-1][0] is statement:
+            groups[-1][1].append(params)
+        else:
+            groups.append((statement, [params]))
+        self.pending += 1
+
+    def take(self) -> list[tuple[str, list]]:
+        taken = self.restored + self.groups
+        self.restored, self.groups, self.pending = [], [], 0
+        return taken
+
+    def restore(self, statement: str, rows: list) -> None:
+        self.restored.append((statement, rows))  # before anything written since, in order
+        self.pending += len(rows)
 
 
 class Store:
@@ -56,16 +102,20 @@ class Store:
         self.sync = sync
         self._retry_interval = retry_interval
         self._db = _open(path, sync)
-        self._changes: list[tuple[str, list]] = []  # (statement, rows) in the order queued
-        self._queued = 0  # changes ever queued
-        self._durable = 0  # changes ever committed
+        self._log = _Log()
+        self._sources: list[ChangeSource] = [self._log]
+        # Generations: every change made while `_dirty` goes into commit number _taken + 1.
+        self._dirty = False
+        self._taken = 0  # the last generation handed to the writer's thread
+        self._done = 0  # the last generation entirely committed
+        self._in_commit = 0  # changes of generation `_taken` not yet committed
         self._waiters: deque[tuple[int, Callable[[], None]]] = deque()
         self._wake = Event()
         self._thread = ThreadPool(1)  # the one thread that touches the file after start()
         self._writer = None
         self._closing = False
         self._failures = _FailureLog(self)
-        self.metrics = StoreMetrics(name, path, lambda: self._queued - self._durable)
+        self.metrics = StoreMetrics(name, path, lambda: self.pending)
         if registry is not None:
             registry.register(self.metrics)
 
@@ -87,44 +137,51 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot read the store: {exc}") from None
 
+    def register(self, source: ChangeSource) -> None:
+        """An owner whose changes the writer takes at each commit (it calls `changed()`)."""
+        self._sources.append(source)
+
     def start(self) -> None:
         self._writer = gevent.spawn(self._write_loop)
 
     # -- the loop's side -----------------------------------------------------------------------
 
     def write(self, statement: str, params: tuple) -> None:
-        """Queue one change (an INSERT, UPDATE or DELETE) for the next commit."""
-        changes = self._changes
-        if changes and changes[-1][0] is statement:
-            changes[-1][1].append(params)
-        else:
-            changes.append((statement, [params]))
-        self._queued += 1
-        self._wake.set()
+        """Queue one change (an INSERT, UPDATE or DELETE) for the next commit, in order."""
+        self._log.add(statement, params)
+        self.changed()
+
+    def changed(self) -> None:
+        """A source holds new changes: they go into the next commit."""
+        if not self._dirty:
+            self._dirty = True
+            self._wake.set()
 
     def when_durable(self, callback: Callable[[], None]) -> None:
-        """Call `callback` on the loop once every change queued so far is committed; at once
+        """Call `callback` on the loop once every change made so far is committed; at once
         when none is pending."""
-        if self._durable >= self._queued:
+        target = self._taken + 1 if self._dirty else self._taken
+        if target <= self._done:
             callback()
         else:
-            self._waiters.append((self._queued, callback))
+            self._waiters.append((target, callback))
 
-    def wait_durable(self) -> None:
-        """Block this greenlet until every change queued so far is committed."""
+    def wait_durable(self, timeout: float | None = None) -> bool:
+        """Block this greenlet until every change made so far is committed (True), or for at
+        most `timeout` seconds (False)."""
         done = Event()
         self.when_durable(done.set)
-        done.wait()
+        return done.wait(timeout)
 
     def query(self, statement: str, params: tuple = ()) -> list[tuple]:
         """Rows, read on the writer's thread (the loop goes on meanwhile). Sees every committed
-        change; changes still queued may not be visible yet (`wait_durable()` first)."""
-        return self._thread.apply(lambda: self._db.execute(statement, params).fetchall())
+        change; changes still pending may not be visible yet (`wait_durable()` first)."""
+        return self._run(lambda: self._db.execute(statement, params).fetchall())
 
     @property
     def pending(self) -> int:
-        """Changes queued and not yet durable."""
-        return self._queued - self._durable
+        """Changes made and not yet durable."""
+        return self._in_commit + sum(source.pending for source in self._sources)
 
     @property
     def failing(self) -> bool:
@@ -132,16 +189,16 @@ class Store:
         return self._failures.failing
 
     def close(self, timeout: float = 5.0) -> int:
-        """Commit what is queued (for at most `timeout` seconds) and close the file; returns
+        """Commit what is pending (for at most `timeout` seconds) and close the file; returns
         the number of changes that could not be committed (0 normally)."""
         self._closing = True
         self._wake.set()
         if self._writer is not None:
             self._writer.join(timeout)
             self._writer.kill(block=True, timeout=1.0)
-        elif self._changes:
-            self._commit_now()
-        lost = self._queued - self._durable
+        elif self._dirty:
+            self._commit_generation()
+        lost = self.pending
         if lost:
             log.error("store %s (%s): %d change(s) could not be written before closing: %s",
                       self.name, self.path, lost, self._failures.last or "out of time")
@@ -153,47 +210,99 @@ class Store:
 
     def _write_loop(self) -> None:
         while True:
-            if not self._changes:
+            if not self._dirty:
                 if self._closing:
                     return
                 self._wake.clear()
                 self._wake.wait()
                 continue
-            if not self._commit_now() and not self._closing:
-                gevent.sleep(self._retry_interval)
-            elif self._failures.failing and self._closing:
+            if self._commit_generation():
+                continue
+            if self._closing:
                 return  # one last attempt was made; close() reports what is left
+            gevent.sleep(self._retry_interval)
 
-    def _commit_now(self) -> bool:
-        batch, self._changes = self._changes, []
-        target = self._queued
-        rows = sum(len(group) for _, group in batch)
+    def _commit_generation(self) -> bool:
+        self._dirty = False
+        self._taken += 1
+        batch = [(source, statement, rows) for source in self._sources
+                 for statement, rows in source.take() if rows]
+        self._in_commit = sum(len(rows) for _, _, rows in batch)
         started = time.perf_counter()
         try:
-            if self._writer is None:
-                self._commit(batch, False)
-            else:
-                self._thread.apply(self._commit, (batch, self._failures.failing))
+            self._run(self._commit, [(statement, rows) for _, statement, rows in batch],
+                      self._failures.failing)
         except sqlite3.Error as exc:
-            self._changes = batch + self._changes  # kept in order, tried again
             self.metrics.errors += 1
             self._failures.failed(exc)
+            if _full(exc):
+                self._commit_what_fits(batch)
+            else:
+                for source, statement, rows in batch:
+                    source.restore(statement, rows)
+            self._in_commit = 0
+            self._dirty = True
             return False
         self.metrics.commits += 1
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        self.metrics.rows_per_commit.observe(rows)
-        self._failures.succeeded()
-        self._durable = target
+        self.metrics.rows_per_commit.observe(self._in_commit)
+        self._in_commit = 0
+        if self._failures.failing:
+            self._failures.succeeded()
+        self._done = self._taken
         self._release()
         return True
+
+    def _commit_what_fits(self, batch) -> None:
+        """On a full disk: commit group by group, halving a group that does not fit, so the
+        changes that free room (a source's deletes, which it gives first) are written; each
+        source gets back what was not, and nothing of its after the first group that failed."""
+        stuck: set[int] = set()
+        for source, statement, rows in batch:
+            done = 0 if id(source) in stuck else self._commit_prefix(statement, rows)
+            if done < len(rows):
+                source.restore(statement, rows[done:])
+                stuck.add(id(source))
+
+    def _commit_prefix(self, statement: str, rows: list) -> int:
+        try:
+            self._run(self._commit, [(statement, rows)], False)
+            self.metrics.commits += 1
+            self.metrics.rows_per_commit.observe(len(rows))
+            return len(rows)
+        except sqlite3.Error as exc:
+            if len(rows) == 1 or not _full(exc):
+                return 0
+        half = len(rows) // 2
+        done = self._commit_prefix(statement, rows[:half])
+        return done if done < half else half + self._commit_prefix(statement, rows[half:])
+
+    def _run(self, function, *args):
+        """`function(*args)` on the writer's thread once started (the calling greenlet waits,
+        the loop does not); its exception is raised here, never printed by the thread pool."""
+        if self._writer is None:
+            return function(*args)
+
+        def guarded():
+            try:
+                return True, function(*args)
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                return False, exc
+
+        ok, value = self._thread.apply(guarded)
+        if not ok:
+            raise value
+        return value
 
     def _commit(self, batch: list[tuple[str, list]], after_failure: bool) -> None:
         """On the writer's thread: one transaction for the whole batch, one sync."""
         db = self._db
         if after_failure:
-            # A full disk: move the WAL into the database and shrink it, which may free the
-            # room this transaction needs.
+            # Move the WAL into the database and shrink it: after a full disk this may free
+            # the room the transaction needs.
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not all(statement.lstrip()[:6].upper() == "DELETE" for statement, _ in batch):
+            self._check_room(batch)
         db.execute("BEGIN IMMEDIATE")
         try:
             for statement, rows in batch:
@@ -204,14 +313,40 @@ class Store:
                 db.execute("ROLLBACK")
             raise
 
+    def _check_room(self, batch: list[tuple[str, list]]) -> None:
+        """Refuse (as a full disk) a transaction that could leave too little room for the
+        deletes and the checkpoint after it: in WAL mode deleting needs room too."""
+        stats = os.statvfs(os.path.dirname(self.path) or ".")
+        free = stats.f_bavail * stats.f_frsize
+        if free >= ROOMY:
+            return
+        page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        free += self._db.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+        try:
+            wal = os.path.getsize(self.path + "-wal")
+        except OSError:
+            wal = 0
+        size = sum(len(value) for _, rows in batch for row in rows for value in row
+                   if isinstance(value, (bytes, str))) + 64 * sum(len(rows) for _, rows in batch)
+        needed = 2 * size + wal + FREE_MARGIN
+        if free < needed:
+            error = sqlite3.OperationalError(f"database or disk is full (kept {needed // 1024} KiB free for "
+                                             f"deletes, {free // 1024} KiB left)")
+            error.sqlite_errorcode = SQLITE_FULL
+            raise error
+
     def _release(self) -> None:
-        waiters, durable = self._waiters, self._durable
-        while waiters and waiters[0][0] <= durable:
+        waiters, done = self._waiters, self._done
+        while waiters and waiters[0][0] <= done:
             _, callback = waiters.popleft()
             try:
                 callback()
             except Exception:  # noqa: BLE001 - one owner's bug must not stop the others' acks
                 log.exception("store %s: a durability callback failed", self.name)
+
+
+def _full(exc: Exception) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or "full" in str(exc)
 
 
 class _FailureLog:
@@ -224,6 +359,7 @@ class _FailureLog:
         self._since_log = 0
         self._total = 0
         self._logged_at = float("-inf")
+        self._recovered_at = float("-inf")
 
     def failed(self, exc: Exception) -> None:
         self.failing = True
@@ -240,12 +376,15 @@ class _FailureLog:
             self._since_log = 0
 
     def succeeded(self) -> None:
-        if self.failing:
+        """A commit went through after failures; said at most once per LOG_INTERVAL too (a
+        nearly full disk can flap)."""
+        self.failing = False
+        now = time.monotonic()
+        if now - self._recovered_at >= LOG_INTERVAL:
             log.warning("store %s (%s): writing again after %d failed commit(s)", self._store.name,
                         self._store.path, self._total)
-            self.failing = False
-            self._total = self._since_log = 0
-            self._logged_at = float("-inf")
+            self._recovered_at = now
+            self._total = 0
 
 
 def _open(path: str, sync: str) -> sqlite3.Connection:

@@ -206,7 +206,10 @@ class WebhookStage(BrokerHooks):
                         self.metrics.redelivered += 1  # may have reached the endpoint before a crash
                     elif spool is not None:
                         backlog.attempted(item)
-                        spool.store.wait_durable()  # so a crash from here on counts it as redelivered
+                        if not spool.store.failing:
+                            # So a crash from here on counts it as redelivered; bounded, so a
+                            # failing disk delays deliveries by a second, never stops them.
+                            spool.store.wait_durable(timeout=1.0)
                     outcome, detail = self._delivery.deliver(channel, item)
                     if outcome != DELIVERED:
                         self.metrics.dropped[outcome] += 1

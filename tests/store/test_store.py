@@ -158,7 +158,8 @@ def test_a_full_disk_keeps_changes_waiting_logs_once_and_recovers(tmp_path, capl
     labels = (("store", "test"),)
     while samples(registry).get(("appliance_store_commit_errors_total", labels), 0) < 5:
         gevent.sleep(0.01)
-    assert not durable.is_set() and store.failing and store.pending == 2000
+    # What fits is written; the rest waits, and so does the callback.
+    assert not durable.is_set() and store.failing and 0 < store.pending <= 2000
     failures = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(failures) == 1 and "full" in failures[0].getMessage() and "2000 change(s) waiting" in \
         failures[0].getMessage()

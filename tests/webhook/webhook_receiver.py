@@ -64,6 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # every worker connects at once
     allow_reuse_address = True
 
     def handle_error(self, request, client_address):
