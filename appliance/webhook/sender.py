@@ -19,7 +19,7 @@ from urllib3.exceptions import NewConnectionError, SSLError
 from appliance import __version__
 from appliance.config.model import WebhookConfig
 
-from .response import read_response
+from .response import ResponseReader
 
 USER_AGENT = f"appliance-webhook/{__version__}"
 # Why an attempt failed (the `reason` label of the request metrics).
@@ -106,6 +106,7 @@ class Channel:
     def __init__(self, sender: Sender, conn) -> None:
         self._sender = sender
         self.conn = conn
+        self._reader = ResponseReader()
         self._last_used = time.monotonic()
 
     def post(self, body: bytes) -> Attempt:
@@ -131,10 +132,11 @@ class Channel:
             if conn.sock is None:
                 conn.timeout = remaining()
                 conn.connect()  # with the connect timeout, and TLS as configured
+                self._reader = ResponseReader()
             sock = conn.sock
             sock.settimeout(remaining())
             sock.sendall(b"%s%d\r\n\r\n%s" % (self._sender.head, len(body), body))
-            response = read_response(recv)
+            response = self._reader.read(recv)
         except Exception as exc:  # noqa: BLE001 - socket, TLS, protocol, even a bad key password:
             conn.close()          # all are a failed attempt, never a dead worker
             return Attempt(None, _reason(exc), True, time.perf_counter() - started, detail=str(exc) or repr(exc))
