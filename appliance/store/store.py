@@ -160,17 +160,27 @@ class Store:
     def when_durable(self, callback: Callable[[], None]) -> None:
         """Call `callback` on the loop once every change made so far is committed; at once
         when none is pending."""
-        target = self._taken + 1 if self._dirty else self._taken
-        if target <= self._done:
+        self.when_committed(self.generation(), callback)
+
+    def generation(self) -> int:
+        """The commit that will hold every change made so far (for `when_committed`)."""
+        return self._taken + 1 if self._dirty else self._taken
+
+    def committed(self, generation: int) -> bool:
+        return generation <= self._done
+
+    def when_committed(self, generation: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once commit `generation` (and every one before it) is durable."""
+        if generation <= self._done:
             callback()
         else:
-            self._waiters.append((target, callback))
+            self._waiters.append((generation, callback))
 
-    def wait_durable(self, timeout: float | None = None) -> bool:
-        """Block this greenlet until every change made so far is committed (True), or for at
-        most `timeout` seconds (False)."""
+    def wait_durable(self, timeout: float | None = None, generation: int | None = None) -> bool:
+        """Block this greenlet until every change made so far (or commit `generation`) is
+        durable (True), or for at most `timeout` seconds (False)."""
         done = Event()
-        self.when_durable(done.set)
+        self.when_committed(self.generation() if generation is None else generation, done.set)
         return done.wait(timeout)
 
     def query(self, statement: str, params: tuple = ()) -> list[tuple]:

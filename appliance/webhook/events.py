@@ -6,10 +6,11 @@ from __future__ import annotations
 class QueuedEvent:
     """An event waiting for delivery. `seq` orders all events ever accepted (it is the spool's
     key too); `key` is its ordering key (None: no order kept); `spooled` says a copy is on
-    disk, deleted once the event is settled; `attempted` that a POST of it may have reached the
-    endpoint before (in this run or, read from the spool, in the one before a crash)."""
+    disk, deleted once the event is settled; `attempted` that it was read from the spool marked
+    as possibly POSTed before a crash; `mark` the store commit that holds this run's mark
+    (0: not marked)."""
 
-    __slots__ = ("seq", "key", "client_id", "topic", "event", "body", "spooled", "attempted")
+    __slots__ = ("seq", "key", "client_id", "topic", "event", "body", "spooled", "attempted", "mark")
 
     def __init__(self, seq: int, key: str | None, client_id: str, topic: str | None, event: str, body: bytes,
                  spooled: bool = False, attempted: bool = False) -> None:
@@ -21,6 +22,7 @@ class QueuedEvent:
         self.body = body
         self.spooled = spooled
         self.attempted = attempted
+        self.mark = 0
 
 
 ORDER_SCOPES = ("client", "topic", "none")

@@ -55,6 +55,26 @@ class KeyedQueue:
             self._idle.append(idle)
             idle.wait()
 
+    def next_up(self, limit: int, key: str | None = None, of_key: int = 0):
+        """Up to `of_key` waiting events of `key` (they go one after the other as soon as the
+        one in flight is done), then up to `limit` that `take()` would hand out next (roughly)."""
+        fifo = self._fifos.get(key) if key is not None else None
+        if fifo:
+            for index in range(min(of_key, len(fifo))):
+                yield fifo[index]
+        for item in self._unordered:
+            if limit <= 0:
+                return
+            limit -= 1
+            yield item
+        for key in self._ready:
+            if limit <= 0:
+                return
+            fifo = self._fifos.get(key)
+            if fifo:
+                limit -= 1
+                yield fifo[0]
+
     def done(self, item: QueuedEvent) -> None:
         """The event is settled: its key's next event may go."""
         key = item.key

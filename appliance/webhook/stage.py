@@ -204,12 +204,10 @@ class WebhookStage(BrokerHooks):
                 try:
                     if item.attempted:
                         self.metrics.redelivered += 1  # may have reached the endpoint before a crash
-                    elif spool is not None:
-                        backlog.attempted(item)
-                        if not spool.store.failing:
-                            # So a crash from here on counts it as redelivered; bounded, so a
-                            # failing disk delays deliveries by a second, never stops them.
-                            spool.store.wait_durable(timeout=1.0)
+                    elif not backlog.mark_attempted(item, self.config.pool_size) and not spool.store.failing:
+                        # So a crash from here on counts it as redelivered; bounded, so a
+                        # failing disk delays deliveries by a second, never stops them.
+                        spool.store.wait_durable(timeout=1.0, generation=item.mark)
                     outcome, detail = self._delivery.deliver(channel, item)
                     if outcome != DELIVERED:
                         self.metrics.dropped[outcome] += 1
