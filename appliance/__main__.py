@@ -52,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(config) -> int:
     from .app import Appliance
+    from .store import StoreError
 
-    appliance = Appliance(config)
+    try:
+        appliance = Appliance(config)
+    except StoreError as error:  # a corrupt or foreign store file, a spool_dir that is a file
+        print(f"error: {error}", file=sys.stderr)  # one line, as for a config error
+        return 2
     try:
         appliance.start()
     except OSError as error:  # e.g. the port is taken: say so, no traceback
