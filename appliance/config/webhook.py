@@ -281,5 +281,7 @@ def _read_queue(hook: Section, defaults: WebhookQueue) -> WebhookQueue:
         spool_dir=queue.string("spool_dir", defaults.spool_dir) or None,
         sync=queue.choice("sync", defaults.sync, SYNC_MODES),
     )
+    if queue.has("sync") and not config.spool_dir:
+        queue.ctx.warn(queue.at("sync"), f"{format_path(queue.at('sync'))} has no effect without spool_dir (ignored)")
     queue.finish()
     return config

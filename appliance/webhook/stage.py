@@ -148,6 +148,12 @@ class WebhookStage(BrokerHooks):
 
     # -- the Durable barrier -----------------------------------------------------------------
 
+    @property
+    def durable(self) -> bool:
+        """Whether this stage keeps events on disk (a spool): register it as a `Durable` only
+        then, so without a spool acknowledgements cost nothing extra."""
+        return self._backlog.spool is not None
+
     def when_durable(self, callback) -> None:
         """Call `callback` (on the loop) once every event accepted so far is on disk; at once
         without a spool (nothing is promised beyond memory then)."""

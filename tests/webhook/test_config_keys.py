@@ -35,3 +35,8 @@ def test_a_wrong_value_is_one_line_naming_file_line_and_key(text, key):
         webhook(text)
     message = str(error.value)
     assert message.startswith("k.conf:3: " + key) and "expected one of" in message and "\n" not in message
+
+
+def test_sync_without_a_spool_is_a_warning_not_silence():
+    loaded = load_config_text(BASE + "  queue { sync = os }\n}\n", source="k.conf", env={})
+    assert any("webhook.queue.sync has no effect without spool_dir" in w for w in loaded.warnings)
