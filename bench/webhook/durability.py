@@ -198,7 +198,8 @@ def durable_at(args, sink: Sink, workdir: Path, rate: int) -> list[dict]:
         times = sink.wait_count(result["sent"], timeout=60)
         broker.stop()
         span = (times[-1] - times[0]) if len(times) > 1 else 1.0
-        rows.append({"scenario": f"QoS 1 fan-in, webhook {mode}, {rate} msg/s offered", "sent": result["sent"], "acked": result["acked"],
+        rows.append({"scenario": f"QoS 1 fan-in, webhook {mode}, {rate} msg/s offered",
+                     "sent": result["sent"], "acked": result["acked"],
                      "posted": len(times), "lost": result["sent"] - len(times),
                      "events_per_s": round(len(times) / max(span, 1e-9)),
                      "acked_per_s": round(result["acked"] / args.seconds), "broker_cpu": result.get("broker_cpu"),
