@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(loaded) -> int:
     from .app import Appliance
+    from .store import StoreError
 
     config = loaded.config
     try:
@@ -81,6 +82,8 @@ def run(loaded) -> int:
         appliance.start()
     except StartupError as error:
         return _fail(config, EXIT_CONFIG, str(loaded.error(error.path, error.problem)))
+    except StoreError as error:  # a corrupt or foreign store file, a spool_dir that is a file
+        return _fail(config, EXIT_CONFIG, str(loaded.error("webhook.queue.spool_dir", str(error))))
     except sqlite3.DatabaseError as error:  # the spool file is corrupt or not a spool
         problem = f"cannot open the spool in {config.webhook.queue.spool_dir}: {error}"
         return _fail(config, EXIT_CONFIG, str(loaded.error("webhook.queue.spool_dir", problem)))

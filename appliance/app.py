@@ -39,7 +39,7 @@ class Appliance:
         self.registry = create_registry(self.broker)
         self.webhook = None
         # Parts whose records must be safe before a QoS 1/2 PUBLISH is acknowledged (the
-        # webhook spool, a persistence store): none today, so acknowledgements go at once.
+        # webhook spool); with none, acknowledgements go at once.
         durables: list = []
         if config.webhook is not None:
             # Imported only when configured: urllib3 and the stage cost start-up time and
@@ -48,6 +48,8 @@ class Appliance:
 
             self.webhook = WebhookStage(config.webhook, self.registry)
             self.broker.add_hooks(self.webhook)
+            if self.webhook.durable:
+                durables.append(self.webhook)
         self.bridges = None
         if config.bridges:
             from .bridge.bridge import Bridges  # only with a bridges block, as the webhook stage

@@ -31,6 +31,8 @@ REQUIRED = dataclasses.MISSING  # a key with no default: the block needs it
 NANOMQ_MAX_PACKET = 260 * MB
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 ENCODINGS = ("plain", "base64", "base62")
+ORDER_SCOPES = ("client", "topic", "none")  # webhook.order
+SYNC_MODES = ("fsync", "os")  # how hard a store's commit is
 PLACEHOLDERS = "ucaPpCdtmrA"  # NanoMQ's %-placeholders in http_auth params
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -384,9 +386,11 @@ class WebhookQueue(Block):
     max_len: int = key("webhook.queue.max_len", Int(1), 100_000, "Events held in memory across all partitions.",
                        origin=OURS)
     spool_dir: str | None = key("webhook.queue.spool_dir", PATH, None,
-                                "Directory of the disk spool for overflow and endpoint outages (the image: "
-                                "/var/lib/nanomq/spool); none: overflow is dropped oldest-first and counted.",
-                                origin=OURS)
+                                "Directory of the disk spool (the image: /var/lib/nanomq/spool): every event is "
+                                "on disk before what caused it is acknowledged, and overflow waits there; none: "
+                                "in memory only, overflow dropped oldest-first and counted.", origin=OURS)
+    sync: str = key("webhook.queue.sync", Choice(SYNC_MODES), "fsync",
+                    "With a spool: fsync survives power loss, os a process crash only.", origin=OURS)
 
 
 def header_problem(name: str, value: str) -> str | None:
@@ -413,7 +417,8 @@ class WebhookConfig(Block):
     encoding: str = key("webhook.body.encoding", Choice(ENCODINGS), "plain", "How message payloads are written.")
     pool_size: int = key("webhook.pool_size", Int(1), 32, "Concurrent requests and pooled connections.")
     cancel_timeout: float = key("webhook.cancel_timeout", Duration(0.001, "milliseconds"), 5.0,
-                                "Connect and request timeout (a bare number is milliseconds, as NanoMQ).")
+                                "Deadline of one whole request: connect, send, answer (a bare number is "
+                                "milliseconds, as NanoMQ).")
     enable: bool = key("webhook.enable", Bool(), True, "false: no webhook (the block is not validated).")
     tls: WebhookTls = field(default_factory=WebhookTls)
     retry: WebhookRetry = field(default_factory=WebhookRetry)
@@ -421,6 +426,9 @@ class WebhookConfig(Block):
     drain_timeout: float = key("webhook.drain_timeout", Duration(positive=False, high=3600.0), 5.0,
                                "At SIGTERM, time to deliver what is queued before spooling or counting it.",
                                origin=OURS)
+    order: str = key("webhook.order", Choice(ORDER_SCOPES), "client",
+                     "Ordering scope: events of one client / one topic POSTed in order, or none (every "
+                     "worker for every event).", origin=OURS)
 
     def invariants(self) -> None:
         for name, value in self.headers:

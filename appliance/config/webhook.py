@@ -49,6 +49,9 @@ def read_webhook(root: Section) -> WebhookConfig | None:
         raise hook.fail(None, 'url is required, e.g. url = "http://127.0.0.1:8080/hook"')
     url = hook.get("url", None, key_of(WebhookConfig, "url").parse)
     config = read_block(hook, WebhookConfig, rules=rules, headers=_read_headers(hook), tls=_read_tls(hook, url))
+    queue = hook.child("queue")
+    if queue is not None and queue.has("sync") and not config.queue.spool_dir:
+        hook.ctx.warn(queue.at("sync"), f"{format_path(queue.at('sync'))} has no effect without spool_dir (ignored)")
     hook.finish()
     return config
 
