@@ -470,13 +470,14 @@ def test_tls_and_websocket_ports_are_off_by_default_and_reach_pod_service_and_br
 
 
 def test_tls_environment_is_what_the_broker_reads(render, tmp_path):
-    # The chart's NANOMQ_TLS_* variables through the broker's own config loader.
+    # The chart's NANOMQ_TLS_* variables through the broker's own config loader (over an
+    # http_server block, as the chart's config has one: NANOMQ_HTTP_SERVER_PORT applies to it).
     env = {e["name"]: e["value"] for e in render("--set", "tls.enabled=true", "--set", "tls.existingSecret=t",
                                                  "--set", "tls.caKey=ca.crt", "--set", "tls.verifyPeer=true",
                                                  "--set", "tls.failIfNoPeerCert=true").broker["env"]
            if "value" in e}
     probe = ("import json, sys; from appliance.config import load_config_text;"
-             "l = load_config_text('', env=json.loads(sys.argv[1])); t = [x for x in l.config.listeners if x.tls][0];"
+             "l = load_config_text('http_server {}', env=json.loads(sys.argv[1])); t = [x for x in l.config.listeners if x.tls][0];"
              "print(t.port, t.tls.certfile, t.tls.keyfile, t.tls.cacertfile, t.tls.verify_peer,"
              " t.tls.fail_if_no_peer_cert, len(l.warnings))")
     result = subprocess.run([sys.executable, "-c", probe, json.dumps(env)], cwd=REPO, capture_output=True,
