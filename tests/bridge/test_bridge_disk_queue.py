@@ -6,13 +6,15 @@ drops the oldest first and counts it."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 
 import pytest
 
 from tests.bridge.metrics import bridge_metrics
 from tests.bridge.test_bridge_mosquitto import bridge_block, connected
 from tests.bridge.test_bridge_outage import Collector, publish_stream
-from tests.conftest import TIMEOUT
+from tests.conftest import BASE_CONFIG, ROOT, TIMEOUT
 
 
 def disk_bridge(port: int, directory, disk_cache_size: int = 102400) -> str:
@@ -94,3 +96,16 @@ def test_the_disk_bound_drops_the_oldest_and_counts_them(tmp_path, mosquitto_fac
         collector.close()
         upstream.stop()
     assert list(dict.fromkeys(collector.payloads)) == [7, 8, 9, 10, 11]  # the newest five, in order
+
+
+def test_a_directory_the_store_cannot_use_is_one_line_naming_the_key(tmp_path):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    conf = tmp_path / "nanomq.conf"
+    conf.write_text(BASE_CONFIG + disk_bridge(1, not_a_directory))
+    result = subprocess.run([sys.executable, "-m", "appliance", "--conf", str(conf)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "sqlite.mounted_file_path" in line]
+    assert f"{conf}:" in line and "is not a directory" in line
