@@ -20,7 +20,7 @@ import time
 from collections import Counter, deque
 
 from ..config.bridges import RETAIN_KEEP, BridgeConfig
-from .durable_queue import DurableSendQueue
+from .durable_queue import DurableSendQueue, unconfigured
 from .link import Link
 from .local import LocalBroker
 from .metrics import BridgeCollector, BridgeStats, ack_rtt_histogram
@@ -191,6 +191,10 @@ class Bridges:
 
         self.bridges = [Bridge(config, local, queue_of(config), rtt.labels(config.name).observe, max_packet_size)
                         for config in configs]
+        if store is not None:
+            for name, rows in unconfigured(store, {config.name for config in configs}):
+                log.warning("bridge %s is not configured: its %d message(s) on disk are kept, not sent (configure "
+                            "bridges.mqtt.%s again to send them)", name, rows, name)
         for bridge in self.bridges:
             bridge.loop_ids.update(id(other.identity) for other in self.bridges
                                    if (other.config.host, other.config.port) == (bridge.config.host, bridge.config.port))

@@ -33,6 +33,14 @@ _LOAD = ("SELECT seq, topic, payload, qos, retain, properties FROM bridge_send_q
          " WHERE bridge = ? ORDER BY seq")
 
 
+def unconfigured(store, names: set[str]) -> list[tuple[str, int]]:
+    """(bridge, rows) kept on disk for bridges no longer configured: kept, not sent."""
+    store.define(*SCHEMA)
+    return [(bridge, rows) for bridge, rows in
+            store.read("SELECT bridge, COUNT(*) FROM bridge_send_queue GROUP BY bridge ORDER BY bridge")
+            if bridge not in names]
+
+
 class DurableSendQueue:
     """`SendQueue` over a `Store` (define / read / register / changed / when_durable)."""
 

@@ -87,3 +87,18 @@ def test_a_failed_commit_keeps_the_rows_and_an_ack_meanwhile_cancels_both(tmp_pa
     durable(store)
     assert [row[0] for row in store.query("SELECT payload FROM bridge_send_queue")] == [b"b"]
     store.close()
+
+
+def test_rows_of_a_bridge_no_longer_configured_are_reported_not_lost(tmp_path):
+    from appliance.bridge.durable_queue import unconfigured
+
+    store = open_store(tmp_path / "state.db")
+    queue = DurableSendQueue(store, "gone", 10)
+    store.start()
+    queue.append(Outgoing("t", b"x", 1, False))
+    durable(store)
+    store.close()
+    store = open_store(tmp_path / "state.db")
+    assert unconfigured(store, {"up"}) == [("gone", 1)]
+    assert unconfigured(store, {"gone"}) == []
+    store.close()
