@@ -6,11 +6,16 @@ drops the oldest first and counts it."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.bridge.conftest import free_port
 from tests.bridge.metrics import bridge_metrics
 from tests.bridge.test_bridge_mosquitto import bridge_block, connected
 from tests.bridge.test_bridge_outage import Collector, publish_stream
@@ -109,3 +114,30 @@ def test_a_directory_the_store_cannot_use_is_one_line_naming_the_key(tmp_path):
     assert "Traceback" not in result.stderr
     (line,) = [line for line in result.stderr.splitlines() if "sqlite.mounted_file_path" in line]
     assert f"{conf}:" in line and "is not a directory" in line
+
+
+def test_the_publisher_gets_its_puback_only_once_the_message_is_on_disk(tmp_path, broker_factory):
+    # Another process holding the store's write lock stalls its commits (a real fault, not
+    # a mock): the PUBACK must wait for the row, and come once the lock is released.
+    store_dir = tmp_path / "store"
+    appliance = broker_factory(disk_bridge(free_port(), store_dir))
+    acked = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="publisher")
+    client.on_publish = lambda *args: acked.set()
+    client.connect("127.0.0.1", appliance.port)
+    client.loop_start()
+    try:
+        client.publish("other/topic", "warm-up", qos=1)  # not forwarded: nothing to write
+        assert acked.wait(TIMEOUT)
+        acked.clear()
+        locker = sqlite3.connect(store_dir / "persistence.db", isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        client.publish("d/1", "durable", qos=1)
+        assert not acked.wait(2.0), "PUBACK before the message was on disk"  # absence: nothing to await
+        locker.execute("ROLLBACK")
+        locker.close()
+        assert acked.wait(TIMEOUT)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert bridge_metrics(appliance)["appliance_bridge_queue_depth"] == 1
