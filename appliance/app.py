@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 
 from .api import ApiV4, BrokerView
 from .broker import Broker
@@ -16,6 +17,7 @@ from .broker.client import ClientSettings
 from .broker.durability import barrier
 from .broker.stats import BrokerStats
 from .broker.timers import Timers
+from .config.errors import StartupError
 from .config.model import Config
 from .listeners.admission import Admission
 from .listeners.gate import Gate
@@ -25,6 +27,7 @@ from .metrics import HttpServer, create_registry
 log = logging.getLogger(__name__)
 
 _CONNECTION_STOP_TIMEOUT = 1.0  # seconds for connections to flush their last packets
+STORE_FILE = "persistence.db"  # the one durable store's file in its directory (shared with persistence)
 
 
 class Appliance:
@@ -51,10 +54,20 @@ class Appliance:
             if self.webhook.durable:
                 durables.append(self.webhook)
         self.bridges = None
+        self.store = None  # the shared durable store, here for the bridges' disk queue (sqlite block)
         if config.bridges:
             from .bridge.bridge import Bridges  # only with a bridges block, as the webhook stage
+            from .store import StoreError
 
-            self.bridges = Bridges(config.bridges, self.broker, self.registry, config.mqtt.max_packet_size)
+            try:
+                self.store = _bridge_store(config, self.registry)
+                self.bridges = Bridges(config.bridges, self.broker, self.registry, config.mqtt.max_packet_size,
+                                       self.store, config.sqlite.disk_cache_size if self.store else 0)
+            except StoreError as exc:
+                raise StartupError("sqlite.mounted_file_path", str(exc)) from None
+            if self.store is not None:
+                # A forwarded QoS 1/2 message is on disk before its publisher's PUBACK.
+                durables.append(self.store)
         settings = ClientSettings(
             config.mqtt, config.limits,
             authenticates=self.access is not None,
@@ -88,6 +101,8 @@ class Appliance:
         self.broker.start()
         if self.webhook is not None:
             self.webhook.start()
+        if self.store is not None:
+            self.store.start()
         if self.bridges is not None:
             self.bridges.start()  # readiness never waits for an upstream
         for listener in self.listeners:
@@ -108,6 +123,8 @@ class Appliance:
             listener.stop(_CONNECTION_STOP_TIMEOUT)
         if self.bridges is not None:
             self.bridges.stop(_CONNECTION_STOP_TIMEOUT)
+        if self.store is not None:
+            self.store.close()  # after the bridges: their last acknowledgements delete rows
         self.timers.stop()
         if self.access is not None:
             self.access.close()
@@ -116,6 +133,17 @@ class Appliance:
         if self.http is not None:
             self.http.stop()
         log.info("stopped")
+
+
+def _bridge_store(config: Config, registry):
+    """The durable store of the bridges' disk queue: NanoMQ's sqlite block (its
+    mounted_file_path the directory, disk_cache_size > 0), else None (in memory)."""
+    sqlite = config.sqlite
+    if sqlite is None or not sqlite.disk_queue:
+        return None
+    from .store import Store
+
+    return Store(os.path.join(sqlite.mounted_file_path, STORE_FILE), "persistence", "fsync", registry)
 
 
 def _access_control(config: Config, stats: BrokerStats):

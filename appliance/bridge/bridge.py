@@ -20,6 +20,7 @@ import time
 from collections import Counter, deque
 
 from ..config.bridges import RETAIN_KEEP, BridgeConfig
+from .durable_queue import DurableSendQueue, unconfigured
 from .link import Link
 from .local import LocalBroker
 from .metrics import BridgeCollector, BridgeStats, ack_rtt_histogram
@@ -75,6 +76,13 @@ class Bridge:
         self.stats = BridgeStats()
         self._local = local
         self._queue = queue
+        self._durable = isinstance(queue, DurableSendQueue)
+        if self._durable and queue.restored:
+            log.info("bridge %s: %d message(s) from the disk queue, sent once connected", self.name, queue.restored)
+        if self._durable and queue.dropped_at_start:
+            self.stats.dropped["queue_full"] += queue.dropped_at_start
+            log.warning("bridge %s: %d older message(s) on disk dropped: over the queue bound (%d)", self.name,
+                        queue.dropped_at_start, queue.restored)
         self.identity = local.identity(config.clientid, config.username, config.proto_ver, (config.host, config.port))
         self._forwards = [(remapper(f.local_topic, f.remote_topic, f.prefix, f.suffix), f) for f in config.forwards]
         self._subscriptions = [(remapper(s.remote_topic, s.local_topic, s.prefix, s.suffix), s)
@@ -95,11 +103,16 @@ class Bridge:
 
     def stop(self, timeout: float) -> None:
         self.link.stop(timeout)
-        left = len(self._queue)
-        if left:
-            self.stats.dropped["shutdown"] += left
-            log.warning("bridge %s: %d message(s) still queued for the upstream at shutdown are lost "
-                        "(the send queue is in memory)", self.name, left)
+        kept = self._queue.kept()
+        lost = len(self._queue) - kept
+        if lost:
+            self.stats.dropped["shutdown"] += lost
+            log.warning("bridge %s: %d message(s) still queued for the upstream at shutdown are lost (%s)",
+                        self.name, lost, "QoS 0 is not kept on disk" if self._durable else
+                        "the send queue is in memory; the sqlite block keeps QoS 1/2 on disk")
+        if kept:
+            log.info("bridge %s: %d message(s) kept on disk for the upstream, sent after the next start",
+                     self.name, kept)
 
     # -- local -> upstream -------------------------------------------------------------
 
@@ -163,11 +176,25 @@ class Bridge:
 class Bridges:
     """Every configured bridge, started and stopped together; one hook into the broker."""
 
-    def __init__(self, configs: tuple[BridgeConfig, ...], broker, registry, max_packet_size: int) -> None:
+    def __init__(self, configs: tuple[BridgeConfig, ...], broker, registry, max_packet_size: int,
+                 store=None, disk_cache_size: int = 0) -> None:
+        """`store`: the shared durable store (appliance/store) for the disk queue, bounded
+        by `disk_cache_size` (sqlite.disk_cache_size) as well as each max_send_queue_len;
+        None: in memory."""
         local = LocalBroker(broker)
         rtt = ack_rtt_histogram(registry)
-        self.bridges = [Bridge(config, local, MemorySendQueue(config.max_send_queue_len),
-                               rtt.labels(config.name).observe, max_packet_size) for config in configs]
+
+        def queue_of(config: BridgeConfig) -> SendQueue:
+            if store is None:
+                return MemorySendQueue(config.max_send_queue_len)
+            return DurableSendQueue(store, config.name, min(config.max_send_queue_len, disk_cache_size))
+
+        self.bridges = [Bridge(config, local, queue_of(config), rtt.labels(config.name).observe, max_packet_size)
+                        for config in configs]
+        if store is not None:
+            for name, rows in unconfigured(store, {config.name for config in configs}):
+                log.warning("bridge %s is not configured: its %d message(s) on disk are kept, not sent (configure "
+                            "bridges.mqtt.%s again to send them)", name, rows, name)
         for bridge in self.bridges:
             bridge.loop_ids.update(id(other.identity) for other in self.bridges
                                    if (other.config.host, other.config.port) == (bridge.config.host, bridge.config.port))

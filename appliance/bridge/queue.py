@@ -1,8 +1,9 @@
 """The send queue of one bridge: messages waiting for the upstream, in order, until acknowledged.
 
 `SendQueue` is the interface the link works against; `MemorySendQueue` is the bounded
-in-memory one. A durable queue (sqlite, the shared store) implements the same methods and
-keeps entries across a restart; nothing else changes.
+in-memory one. `DurableSendQueue` (durable_queue.py: NanoMQ's sqlite block, the shared
+store) implements the same methods and keeps QoS 1/2 entries across a restart; nothing
+else changes.
 
 An entry stays in the queue from `append` until the upstream acknowledges it (PUBACK for
 QoS 1, PUBCOMP for QoS 2; QoS 0 when written). `next_unsent` hands entries out in order;
@@ -43,6 +44,9 @@ class SendQueue(Protocol):  # MemorySendQueue here; DurableSendQueue (durable_qu
 
     def rewind(self) -> None:
         """Every unacknowledged entry is unsent again (called on each new connection)."""
+
+    def kept(self) -> int:
+        """Entries a restart finds again (on disk); the rest are lost with the process."""
 
     def __len__(self) -> int:
         """Entries held, sent-but-unacknowledged included."""
@@ -86,6 +90,9 @@ class MemorySendQueue:
 
     def rewind(self) -> None:
         self._unsent = deque(self._entries)
+
+    def kept(self) -> int:
+        return 0
 
     def __len__(self) -> int:
         return len(self._entries)

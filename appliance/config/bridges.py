@@ -1,18 +1,25 @@
-"""Typed config and reader for NanoMQ's `bridges.mqtt.<name> { ... }` blocks (MQTT over TCP/TLS).
+"""The model and reader of NanoMQ's `bridges.mqtt.<name> { ... }` blocks (MQTT over TCP/TLS).
 
-Keys mean what they mean in NanoMQ 0.2x (docs/en_US/config-description/bridges.md). NanoMQ
-keys this appliance does not implement (QUIC, hybrid bridging, transparent bridging, the
-`tcp` socket options, `bridges.mqtt.cache`, `bridges.aws`, `bridges.nng`) are a warning
+Keys mean what they mean in NanoMQ 0.2x (docs/en_US/config-description/bridges.md) and are
+declared once, as `key(...)` fields of the blocks below (keys.py): path, kind and bounds,
+default, NanoMQ's or ours, doc. The reader (`read_block`), the model's own checks and the
+README's table come from those declarations; `server` and the `enable` switches are Key
+constants, as a listener's bind is. The list-shaped parts (`forwards`, `subscription`, the
+v5 property blocks) are Structure keys with their own readers here; each list entry is a
+block of declared keys too.
+
+NanoMQ keys this appliance does not implement (QUIC, hybrid bridging, transparent bridging,
+the `tcp` socket options, `bridges.mqtt.cache`, `bridges.aws`, `bridges.nng`) are a warning
 each, by path. A bridge whose `server` we cannot serve (mqtt-quic://) is an error: nothing
 flows over it, and that must not pass as a warning.
 
-Topic remapping (see appliance/bridge/topics.py for the rules) is checked here, so a rule
-that could never produce a valid topic stops the start with the key's path.
+Topic remapping (see appliance/bridge/topics.py for the rules) is checked by the model, so
+a rule that could never produce a valid topic stops the start with the key's path.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import re
 import socket
 from dataclasses import dataclass, field
@@ -20,8 +27,12 @@ from dataclasses import dataclass, field
 from pyhocon import ConfigTree
 
 from ..bridge.topics import remap_problem  # the remapping rules live with the code that applies them
-from .keys import Bool, Duration, Int, parse_bind
-from .reader import MISSING, Section, format_path
+from . import units
+from .blocks import check_readable
+from .keys import (
+    KEY, OURS, Block, Bool, Duration, Int, Invalid, Key, Kind, Structure, Text, key, key_of, parse_bind,
+)
+from .reader import MISSING, Section, format_path, read_block
 from .units import describe
 
 SCHEMES = {"mqtt-tcp": False, "tls+mqtt-tcp": True}  # scheme -> TLS
@@ -33,83 +44,244 @@ NOT_IMPLEMENTED_KEYS = (
 )
 RETAIN_KEEP = 2  # NanoMQ's NO_RETAIN: keep the flag the message carried
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+BRIDGE = "bridges.mqtt.<name>"
+PATH = Text(form="path", optional=True, empty=False)
+
+
+# -- kinds of our own ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class BridgeTls:
+class Server(Kind):
+    """NanoMQ's `server`: "mqtt-tcp://host:port" or "tls+mqtt-tcp://host:port" -> (host, port, tls)."""
+
+    form = '"mqtt-tcp://host:port" or "tls+mqtt-tcp://host:port"'
+
+    def convert(self, value):
+        expected = f"expected {self.form}"
+        if not isinstance(value, str):
+            raise ValueError(f"{expected}, got {describe(value)}")
+        scheme, sep, rest = value.partition("://")
+        scheme = scheme.lower()
+        if scheme == "mqtt-quic":
+            raise ValueError("MQTT over QUIC (mqtt-quic://) is not implemented; use mqtt-tcp:// or tls+mqtt-tcp://")
+        if not sep or scheme not in SCHEMES:
+            raise ValueError(f"{expected}, got {value!r}")
+        try:
+            host, port = parse_bind(rest.rstrip("/"))
+        except ValueError as exc:
+            raise ValueError(f"{expected}: {exc}") from None
+        if port == 0:
+            raise ValueError(f"port must be 1..65535, got {value!r}")
+        return host, port, SCHEMES[scheme]
+
+
+@dataclass(frozen=True)
+class MaybeQos(Int):
+    """A QoS 0..2, or None: the message's own."""
+
+    low: int | None = 0
+    high: int | None = 2
+
+    def check(self, value):
+        if value is not None:
+            super().check(value)
+
+
+@dataclass(frozen=True)
+class Payload(Kind):
+    """A string, held as its UTF-8 bytes."""
+
+    form = "string"
+
+    def convert(self, value):
+        return units.to_str(value).encode()
+
+    def check(self, value):
+        if not isinstance(value, bytes):
+            raise ValueError(f"expected a string, got {describe(value)}")
+
+    def show(self, value):
+        return f'"{value.decode()}"'
+
+
+def properties_key(path: str, form: str, doc: str, aliases: tuple[str, ...] = ()):
+    """A field holding a dict of v5 properties (codec names), read by its own reader."""
+    spec = Key(path, Structure(form), {}, doc, aliases=aliases, shown_default="none")
+    return field(default_factory=dict, metadata={KEY: spec})
+
+
+SERVER = Key(f"{BRIDGE}.server", Server(), dataclasses.MISSING, "Upstream address; mqtt-quic:// is refused (not implemented).",
+             shown_default="required")
+ENABLE = Key(f"{BRIDGE}.enable", Bool(), True, "false skips the bridge (its keys unchecked).")
+SSL_ENABLE = Key(f"{BRIDGE}.ssl.enable", Bool(), True, "false: no TLS keys (NanoMQ 0.14-0.18's switch).")
+
+
+# -- the model ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BridgeTls(Block):
     """`ssl { ... }` of a tls+mqtt-tcp:// bridge: how the appliance checks the upstream and proves itself."""
 
-    cacertfile: str | None = None  # None: the system trust store
-    certfile: str | None = None  # client certificate (mutual TLS)
-    keyfile: str | None = None
-    key_password: str | None = field(default=None, repr=False)
-    verify_peer: bool = True  # check the upstream's certificate and host name (ours: on by default)
+    __section__ = f"{BRIDGE}.ssl"
+    cacertfile: str | None = key(f"{BRIDGE}.ssl.cacertfile", PATH, None,
+                                 "CA(s) the upstream's certificate must chain to; none: the system store.")
+    certfile: str | None = key(f"{BRIDGE}.ssl.certfile", PATH, None, "Client certificate (mutual TLS; needs keyfile).")
+    keyfile: str | None = key(f"{BRIDGE}.ssl.keyfile", PATH, None, "Client key (needs certfile).")
+    key_password: str | None = key(f"{BRIDGE}.ssl.key_password", Text(optional=True), None,
+                                   "Password of an encrypted keyfile (never logged).", repr=False)
+    verify_peer: bool = key(f"{BRIDGE}.ssl.verify_peer", Bool(), True,
+                            "Check the upstream's certificate and host name; false: neither (a lab only). "
+                            "Ours: on by default.")
+
+    def invariants(self) -> None:
+        if self.keyfile and not self.certfile:
+            raise Invalid("keyfile", "a client key needs certfile too")
+        if self.certfile and not self.keyfile:
+            raise Invalid("certfile", "a client certificate needs keyfile too")
 
 
 @dataclass(frozen=True)
-class BridgeForward:
+class BridgeWill(Block):
+    """`will { ... }`: the message the upstream publishes if the bridge's connection dies."""
+
+    __section__ = f"{BRIDGE}.will"
+    topic: str = key(f"{BRIDGE}.will.topic", Text(), dataclasses.MISSING, "Will topic (no wildcards).",
+                     shown_default="required")
+    payload: bytes = key(f"{BRIDGE}.will.payload", Payload(), b"", "Will payload.")
+    qos: int = key(f"{BRIDGE}.will.qos", Int(0, 2), 0, "Will QoS.")
+    retain: bool = key(f"{BRIDGE}.will.retain", Bool(), False, "Will retain flag.")
+    properties: dict = properties_key(
+        f"{BRIDGE}.will.properties", "{payload_format_indicator, message_expiry_interval, content_type, "
+        "response_topic, correlation_data, will_delay_interval, user_property {}}",
+        "v5 will properties (ignored with a warning below proto_ver = 5).")
+
+    def invariants(self) -> None:
+        problem = topic_name_problem(self.topic)
+        if problem:
+            raise Invalid("topic", problem)
+
+
+@dataclass(frozen=True)
+class BridgeForward(Block):
     """One `forwards` entry: local messages matching `local_topic` go upstream."""
 
-    local_topic: str  # topic filter on the local broker
-    remote_topic: str = ""  # "" or "${topic}": the original topic; may use the filter's wildcards
-    qos: int | None = None  # None: the message's own QoS
-    retain: int = RETAIN_KEEP  # 0 / 1 override the flag, 2 keeps it
-    prefix: str = ""
-    suffix: str = ""
-    index: int = 0
+    __section__ = f"{BRIDGE}.forwards[]"
+    local_topic: str = key(f"{BRIDGE}.forwards[].local_topic", Text(), dataclasses.MISSING,
+                           "Local topic filter to forward (the plain list form is this alone).",
+                           shown_default="required")
+    remote_topic: str = key(f"{BRIDGE}.forwards[].remote_topic", Text(), "",
+                            'Topic upstream: "" keeps it, "x/${topic}", a fixed topic, or wildcards filled '
+                            "from local_topic's (README, Topic remapping).")
+    qos: int | None = key(f"{BRIDGE}.forwards[].qos", MaybeQos(), None, "QoS upstream.",
+                          shown_default="the message's")
+    retain: int = key(f"{BRIDGE}.forwards[].retain", Int(0, 2), RETAIN_KEEP,
+                      "0 / 1 set the retain flag upstream, 2 keeps the message's.")
+    prefix: str = key(f"{BRIDGE}.forwards[].prefix", Text(), "", "Prepended to the remapped topic, as written.")
+    suffix: str = key(f"{BRIDGE}.forwards[].suffix", Text(), "", "Appended to the remapped topic, as written.")
+    index: int = 0  # position in the list, for messages
+
+    def invariants(self) -> None:
+        problem = topic_filter_problem(self.local_topic)
+        if problem:
+            raise Invalid("local_topic", problem)
+        problem = remap_problem(self.local_topic, self.remote_topic, self.prefix, self.suffix)
+        if problem:
+            raise Invalid("remote_topic", problem)
 
 
 @dataclass(frozen=True)
-class BridgeSubscription:
+class BridgeSubscription(Block):
     """One `subscription` entry: the bridge subscribes upstream and republishes locally."""
 
-    remote_topic: str  # topic filter subscribed on the upstream
-    qos: int = 0
-    local_topic: str = ""  # "" or "${topic}": the upstream topic; may use the filter's wildcards
-    retain: int = RETAIN_KEEP  # 0 / 1 override the flag, 2 keeps it
-    retain_as_published: bool = False  # v5 subscription option
-    retain_handling: int = 0  # v5 subscription option: 0 send, 1 send if new, 2 never
-    prefix: str = ""
-    suffix: str = ""
+    __section__ = f"{BRIDGE}.subscription[]"
+    remote_topic: str = key(f"{BRIDGE}.subscription[].remote_topic", Text(), dataclasses.MISSING,
+                            "Upstream topic filter to subscribe (topic: NanoMQ's older name).",
+                            aliases=("topic",), shown_default="required")
+    qos: int = key(f"{BRIDGE}.subscription[].qos", Int(0, 2), 0, "QoS of the subscription upstream.")
+    local_topic: str = key(f"{BRIDGE}.subscription[].local_topic", Text(), "",
+                           "Topic published locally; the same forms as forwards' remote_topic.")
+    retain: int = key(f"{BRIDGE}.subscription[].retain", Int(0, 2), RETAIN_KEEP,
+                      "0 / 1 set the retain flag locally, 2 keeps the upstream's.")
+    retain_as_published: bool = key(f"{BRIDGE}.subscription[].retain_as_published", Bool(), False,
+                                    "v5 subscription option.")
+    retain_handling: int = key(f"{BRIDGE}.subscription[].retain_handling", Int(0, 2), 0,
+                               "v5 subscription option: 0 send retained, 1 only if new, 2 never.")
+    prefix: str = key(f"{BRIDGE}.subscription[].prefix", Text(), "", "Prepended to the local topic, as written.")
+    suffix: str = key(f"{BRIDGE}.subscription[].suffix", Text(), "", "Appended to the local topic, as written.")
     index: int = 0
 
+    def invariants(self) -> None:
+        problem = topic_filter_problem(self.remote_topic)
+        if problem:
+            raise Invalid("remote_topic", problem)
+        problem = remap_problem(self.remote_topic, self.local_topic, self.prefix, self.suffix)
+        if problem:
+            raise Invalid("local_topic", problem)
+
 
 @dataclass(frozen=True)
-class BridgeWill:
-    topic: str
-    payload: bytes = b""
-    qos: int = 0
-    retain: bool = False
-    properties: dict = field(default_factory=dict)  # v5 will properties, codec names
-
-
-@dataclass(frozen=True)
-class BridgeConfig:
+class BridgeConfig(Block):
     """One `bridges.mqtt.<name> { ... }` block."""
 
-    name: str
-    host: str
-    port: int
+    __section__ = BRIDGE
+    __not_implemented__ = NOT_IMPLEMENTED_KEYS
+    name: str = ""
+    host: str = ""  # from server
+    port: int = 0
     tls: BridgeTls | None = None  # set for tls+mqtt-tcp://
-    proto_ver: int = 4  # 3, 4 or 5
-    clientid: str = ""  # "" is replaced by a stable default at read time
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    clean_start: bool = True
-    keepalive: float = 60.0  # seconds
+    proto_ver: int = key(f"{BRIDGE}.proto_ver", Int(3, 5), 4, "MQTT 3.1, 3.1.1 or 5.0.")
+    clientid: str = key(f"{BRIDGE}.clientid", Text(), "",
+                        "Client id upstream; stable, so clean_start = false finds its session (NanoMQ: random).",
+                        shown_default="<hostname>-bridge-<name>")
+    username: str | None = key(f"{BRIDGE}.username", Text(optional=True), None, "User name upstream.")
+    password: str | None = key(f"{BRIDGE}.password", Text(optional=True), None,
+                               "Password upstream (never logged).", repr=False)
+    clean_start: bool = key(f"{BRIDGE}.clean_start", Bool(), True, "Clean start / clean session upstream.")
+    keepalive: float = key(f"{BRIDGE}.keepalive", Duration(positive=False, high=65535.0), 60.0,
+                           "Keep alive: PINGREQ when quiet; dropped after 1.5x without a packet; 0: off.")
     will: BridgeWill | None = None
-    forwards: tuple[BridgeForward, ...] = ()
-    subscription: tuple[BridgeSubscription, ...] = ()
-    max_parallel_processes: int = 2  # accepted for NanoMQ configs; one greenlet pair per bridge here
-    max_send_queue_len: int = 10_000  # messages waiting for the upstream (queued + unacknowledged)
-    max_recv_queue_len: int = 1024  # Receive Maximum announced upstream (v5), inbound QoS 2 held
-    resend_interval: float = 5.0  # seconds between checks for unacknowledged messages (v3/v4)
-    resend_wait: float = 3.0  # seconds a QoS 1/2 message waits for its ack before a DUP resend (v3/v4)
-    connect_properties: dict = field(default_factory=dict)  # v5 CONNECT properties, codec names
-    subscription_properties: dict = field(default_factory=dict)  # v5 SUBSCRIBE properties
-    backoff_min: float = 1.0  # seconds before the first reconnect (ours)
-    backoff_max: float = 30.0  # cap of the exponential backoff (ours)
-    connect_timeout: float = 10.0  # seconds for TCP + TLS + CONNACK (ours)
+    forwards: tuple[BridgeForward, ...] = key(
+        f"{BRIDGE}.forwards", Structure("[filter or {local_topic, remote_topic, qos, retain, prefix, suffix}]"), (),
+        "Local messages to publish upstream, first match wins (keys below).")
+    subscription: tuple[BridgeSubscription, ...] = key(
+        f"{BRIDGE}.subscription", Structure("[{remote_topic, local_topic, qos, retain, ...}]"), (),
+        "Upstream filters to subscribe and publish locally, first match remaps (keys below).")
+    max_parallel_processes: int = key(f"{BRIDGE}.max_parallel_processes", Int(1), 2,
+                                      "Accepted; no effect (one writer and one reader greenlet per bridge).")
+    max_send_queue_len: int = key(f"{BRIDGE}.max_send_queue_len", Int(1, 10_000_000), 10_000,
+                                  "Messages waiting for the upstream, unacknowledged ones included; the oldest "
+                                  "is dropped beyond it (with the disk queue: sqlite.disk_cache_size too).")
+    max_recv_queue_len: int = key(f"{BRIDGE}.max_recv_queue_len", Int(1), 1024,
+                                  "v5: the Receive Maximum announced upstream (unless conn_properties sets it).")
+    resend_interval: float = key(f"{BRIDGE}.resend_interval", Duration(0.001, "milliseconds"), 5.0,
+                                 "v3/v4: how often unacknowledged QoS 1/2 messages are looked at for a resend.")
+    resend_wait: float = key(f"{BRIDGE}.resend_wait", Duration(0.001, "milliseconds"), 3.0,
+                             "v3/v4: a QoS 1/2 message unacknowledged this long is sent again with DUP.")
+    connect_properties: dict = properties_key(
+        f"{BRIDGE}.conn_properties", "{maximum_packet_size, receive_maximum, session_expiry_interval, "
+        "request_problem_information, request_response_information, user_property {}}",
+        "v5 CONNECT properties; topic_alias_maximum is not implemented.",
+        aliases=("conn_property", "connect_properties"))
+    subscription_properties: dict = properties_key(
+        f"{BRIDGE}.sub_properties", "{identifier, user_property {}}", "v5 SUBSCRIBE properties.",
+        aliases=("subscription_properties",))
+    backoff_min: float = key(f"{BRIDGE}.backoff_min", Duration(), 1.0,
+                             "First reconnect delay (capped exponential backoff, full jitter).", origin=OURS)
+    backoff_max: float = key(f"{BRIDGE}.backoff_max", Duration(), 30.0,
+                             "Largest reconnect delay, at least backoff_min.", origin=OURS)
+    connect_timeout: float = key(f"{BRIDGE}.connect_timeout", Duration(), 10.0,
+                                 "TCP, TLS and CONNACK must complete within it.", origin=OURS)
+
+    def invariants(self) -> None:
+        if self.proto_ver == 3 and len(self.clientid) > 23:
+            raise Invalid("clientid", f"MQTT 3.1 allows at most 23 characters, got {len(self.clientid)}")
+        if self.backoff_max < self.backoff_min:
+            raise Invalid("backoff_max", f"must be at least backoff_min ({self.backoff_min:g}s)")
+
+
+# -- the reader ---------------------------------------------------------------------------------
 
 
 def read_bridges(root: Section) -> tuple[BridgeConfig, ...]:
@@ -121,7 +293,7 @@ def read_bridges(root: Section) -> tuple[BridgeConfig, ...]:
     mqtt = bridges.child("mqtt")
     found: list[BridgeConfig] = []
     if mqtt is not None:
-        mqtt.not_implemented("cache", note="messages wait in memory, bounded by max_send_queue_len")
+        mqtt.not_implemented("cache", note="the sqlite block configures the disk queue")
         for name in mqtt.keys():
             if name in mqtt.seen:
                 continue
@@ -138,44 +310,25 @@ def read_bridges(root: Section) -> tuple[BridgeConfig, ...]:
 
 
 def _read_bridge(section: Section, name: str) -> BridgeConfig | None:
-    if not section.value("enable", Bool(), True):
+    if not section.get("enable", True, ENABLE.parse):
         section.seen.update(section.keys())
         return None
-    host, port, use_tls = _read_server(section)
-    defaults = BridgeConfig(name, host, port)
-    proto_ver = section.value("proto_ver", Int(3, 5), defaults.proto_ver)
-    section.not_implemented(*NOT_IMPLEMENTED_KEYS)
-    clientid = section.string("clientid", "") or _default_clientid(name, proto_ver)
-    if proto_ver == 3 and len(clientid) > 23:
-        raise section.fail("clientid", f"MQTT 3.1 allows at most 23 characters, got {len(clientid)}")
-    config = BridgeConfig(
-        name=name, host=host, port=port,
+    if not section.has("server"):
+        raise section.fail(None, f'a bridge needs server = "mqtt-tcp://host:1883" (expected {Server.form})')
+    host, port, use_tls = section.get("server", None, SERVER.parse)
+    proto_ver = section.read(key_of(BridgeConfig, "proto_ver"), BRIDGE)
+    proto_ver = key_of(BridgeConfig, "proto_ver").default if proto_ver is MISSING else proto_ver
+    clientid = section.read(key_of(BridgeConfig, "clientid"), BRIDGE)
+    config = read_block(
+        section, BridgeConfig, name=name, host=host, port=port,
+        clientid=clientid if clientid not in (MISSING, "") else _default_clientid(name, proto_ver),
         tls=_read_tls(section, use_tls),
-        proto_ver=proto_ver,
-        clientid=clientid,
-        username=section.string("username", None),
-        password=section.string("password", None),
-        clean_start=section.value("clean_start", Bool(), defaults.clean_start),
-        keepalive=section.value("keepalive", Duration(positive=False), defaults.keepalive),
         will=_read_will(section, proto_ver),
         forwards=_read_forwards(section),
         subscription=_read_subscriptions(section),
-        max_parallel_processes=section.value("max_parallel_processes", Int(1), defaults.max_parallel_processes),
-        max_send_queue_len=section.value("max_send_queue_len", Int(1, 10_000_000), defaults.max_send_queue_len),
-        max_recv_queue_len=section.value("max_recv_queue_len", Int(1), defaults.max_recv_queue_len),
-        # NanoMQ writes these two in milliseconds; a unit (5s) is read as written.
-        resend_interval=section.value("resend_interval", Duration(0.001, "milliseconds"), defaults.resend_interval),
-        resend_wait=section.value("resend_wait", Duration(0.001, "milliseconds"), defaults.resend_wait),
         connect_properties=_read_connect_properties(section, proto_ver),
         subscription_properties=_read_subscription_properties(section, proto_ver),
-        backoff_min=section.value("backoff_min", Duration(), defaults.backoff_min),
-        backoff_max=section.value("backoff_max", Duration(), defaults.backoff_max),
-        connect_timeout=section.value("connect_timeout", Duration(), defaults.connect_timeout),
     )
-    if config.keepalive > 65535:
-        raise section.fail("keepalive", "must be 65535 seconds or less")
-    if config.backoff_max < config.backoff_min:
-        raise section.fail("backoff_max", f"must be at least backoff_min ({config.backoff_min:g}s)")
     if not config.forwards and not config.subscription:
         section.ctx.warn(section.path, f"{format_path(section.path)}: neither forwards nor subscription; "
                                        "the bridge connects but moves nothing")
@@ -188,55 +341,20 @@ def _default_clientid(name: str, proto_ver: int) -> str:
     return clientid[:23] if proto_ver == 3 else clientid
 
 
-def _read_server(section: Section) -> tuple[str, int, bool]:
-    server = section.raw("server")
-    form = 'expected "mqtt-tcp://host:port" or "tls+mqtt-tcp://host:port"'
-    if server is MISSING:
-        raise section.fail(None, f"a bridge needs server = \"mqtt-tcp://host:1883\" ({form})")
-    if not isinstance(server, str):
-        raise section.fail("server", f"{form}, got {describe(server)}")
-    scheme, sep, rest = server.partition("://")
-    scheme = scheme.lower()
-    if scheme == "mqtt-quic":
-        raise section.fail("server", "MQTT over QUIC (mqtt-quic://) is not implemented; "
-                                     "use mqtt-tcp:// or tls+mqtt-tcp://")
-    if not sep or scheme not in SCHEMES:
-        raise section.fail("server", f"{form}, got {server!r}")
-    try:
-        host, port = parse_bind(rest.rstrip("/"))
-    except ValueError as exc:
-        raise section.fail("server", f"{form}: {exc}") from None
-    if port == 0:
-        raise section.fail("server", f"port must be 1..65535, got {server!r}")
-    return host, port, SCHEMES[scheme]
-
-
 def _read_tls(section: Section, use_tls: bool) -> BridgeTls | None:
     tls = section.child("ssl")
     if tls is None:
         return BridgeTls() if use_tls else None
-    if not tls.value("enable", Bool(), True) or not use_tls:
+    if not tls.get("enable", True, SSL_ENABLE.parse) or not use_tls:
         if not use_tls:
             section.ctx.warn(tls.path, f"{format_path(tls.path)} is only used with a tls+mqtt-tcp:// server "
                                        "(ignored)")
         tls.seen.update(tls.keys())
         return None
-    config = BridgeTls(
-        cacertfile=tls.string("cacertfile", None),
-        certfile=tls.string("certfile", None),
-        keyfile=tls.string("keyfile", None),
-        key_password=tls.string("key_password", None),
-        verify_peer=tls.value("verify_peer", Bool(), True),
-    )
+    config = read_block(tls, BridgeTls)
     tls.finish()
-    if config.keyfile and not config.certfile:
-        raise tls.fail("keyfile", "a client key needs certfile too")
-    if config.certfile and not config.keyfile:
-        raise tls.fail("certfile", "a client certificate needs keyfile too")
-    for key in ("cacertfile", "certfile", "keyfile"):
-        path = getattr(config, key)
-        if path is not None and not os.access(path, os.R_OK):
-            raise tls.fail(key, f"cannot read {path!r}")
+    for name in ("cacertfile", "certfile", "keyfile"):
+        check_readable(tls, name, getattr(config, name))
     return config
 
 
@@ -244,12 +362,8 @@ def _read_will(section: Section, proto_ver: int) -> BridgeWill | None:
     will = section.child("will")
     if will is None:
         return None
-    topic = will.string("topic", None)
-    if not topic:
+    if not will.has("topic"):
         raise will.fail("topic", "a will needs a topic")
-    problem = topic_name_problem(topic)
-    if problem:
-        raise will.fail("topic", problem)
     properties = {}
     props = will.child("properties")
     if props is not None:
@@ -258,13 +372,7 @@ def _read_will(section: Section, proto_ver: int) -> BridgeWill | None:
         else:
             section.ctx.warn(props.path, f"{format_path(props.path)}: will properties need proto_ver = 5 (ignored)")
             props.seen.update(props.keys())
-    config = BridgeWill(
-        topic=topic,
-        payload=will.string("payload", "").encode(),
-        qos=will.value("qos", Int(0, 2), 0),
-        retain=will.value("retain", Bool(), False),
-        properties=properties,
-    )
+    config = read_block(will, BridgeWill, properties=properties)
     will.finish()
     return config
 
@@ -298,7 +406,7 @@ def _read_properties(section: Section, known: dict) -> dict:
             if value:  # NanoMQ writes "" for "not set"
                 properties[name] = value.encode() if name == "correlation_data" else value
         else:
-            value = section.value(key, Int(low, high), None)
+            value = section.get(key, None, Int(low, high).parse)
             if value is not None and not (value == 0 and name in ("message_expiry_interval",
                                                                   "will_delay_interval",
                                                                   "payload_format_indicator")):
@@ -367,34 +475,19 @@ def _read_forwards(section: Section) -> tuple[BridgeForward, ...]:
     for index, item in enumerate(_entries(section, "forwards")):
         path = section.at("forwards") + (index,)
         if isinstance(item, str):  # NanoMQ's plain form: a list of local filters, topics unchanged
-            problem = topic_filter_problem(item)
-            if problem:
-                raise section.ctx.error(path, problem)
-            found.append(BridgeForward(local_topic=item, index=index))
+            try:
+                found.append(BridgeForward(local_topic=item, index=index))
+            except Invalid as exc:
+                raise section.ctx.error(path, str(exc)) from None
             continue
         if not isinstance(item, ConfigTree):
             raise section.ctx.error(path, f"expected a topic filter or {{ local_topic, remote_topic, qos }}, "
                                           f"got {describe(item)}")
         entry = Section(section.ctx, item, path)
-        local = entry.string("local_topic", None)
-        if local is None:
+        if not entry.has("local_topic"):
             raise entry.fail(None, "a forward needs local_topic (the local topic filter to forward)")
-        problem = topic_filter_problem(local)
-        if problem:
-            raise entry.fail("local_topic", problem)
-        forward = BridgeForward(
-            local_topic=local,
-            remote_topic=entry.string("remote_topic", ""),
-            qos=entry.value("qos", Int(0, 2), None),
-            retain=entry.value("retain", Int(0, 2), RETAIN_KEEP),
-            prefix=entry.string("prefix", ""),
-            suffix=entry.string("suffix", ""),
-            index=index,
-        )
+        forward = read_block(entry, BridgeForward, index=index)
         entry.finish()
-        problem = remap_problem(forward.local_topic, forward.remote_topic, forward.prefix, forward.suffix)
-        if problem:
-            raise entry.fail("remote_topic", problem)
         found.append(forward)
     return tuple(found)
 
@@ -406,31 +499,10 @@ def _read_subscriptions(section: Section) -> tuple[BridgeSubscription, ...]:
         if not isinstance(item, ConfigTree):
             raise section.ctx.error(path, f"expected {{ remote_topic, qos, local_topic }}, got {describe(item)}")
         entry = Section(section.ctx, item, path)
-        if entry.has("topic") and entry.has("remote_topic"):
-            raise entry.fail("topic", "write remote_topic (topic is NanoMQ's older name for it), not both")
-        key = "remote_topic" if entry.has("remote_topic") or not entry.has("topic") else "topic"
-        remote = entry.string(key, None)
-        if remote is None:
+        if not entry.has("remote_topic") and not entry.has("topic"):
             raise entry.fail(None, "a subscription needs remote_topic (the upstream topic filter)")
-        problem = topic_filter_problem(remote)
-        if problem:
-            raise entry.fail(key, problem)
-        subscription = BridgeSubscription(
-            remote_topic=remote,
-            qos=entry.value("qos", Int(0, 2), 0),
-            local_topic=entry.string("local_topic", ""),
-            retain=entry.value("retain", Int(0, 2), RETAIN_KEEP),
-            retain_as_published=entry.value("retain_as_published", Bool(), False),
-            retain_handling=entry.value("retain_handling", Int(0, 2), 0),
-            prefix=entry.string("prefix", ""),
-            suffix=entry.string("suffix", ""),
-            index=index,
-        )
+        subscription = read_block(entry, BridgeSubscription, index=index)
         entry.finish()
-        problem = remap_problem(subscription.remote_topic, subscription.local_topic,
-                                subscription.prefix, subscription.suffix)
-        if problem:
-            raise entry.fail("local_topic", problem)
         found.append(subscription)
     return tuple(found)
 

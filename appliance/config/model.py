@@ -101,6 +101,7 @@ PATH = Text(form="path", optional=True, empty=False)
 
 if TYPE_CHECKING:
     from .bridges import BridgeConfig
+    from .sqlite import SqliteConfig
 
 
 @dataclass(frozen=True)
@@ -449,4 +450,5 @@ class Config:
     auth: AuthConfig | None = None  # None: no auth block (everyone may connect and do anything)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     bridges: tuple[BridgeConfig, ...] = ()  # bridges.mqtt.<name>, see config/bridges.py
+    sqlite: SqliteConfig | None = None  # NanoMQ's sqlite block: the bridges' disk queue (config/sqlite.py)
     source: str | None = None  # the file it was read from

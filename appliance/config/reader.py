@@ -14,7 +14,7 @@ import dataclasses
 
 from . import units
 from .errors import ConfigError
-from .keys import KEY, Block, Invalid, ItemError, Key, Kind, Structure, field_keys
+from .keys import KEY, Block, Invalid, ItemError, Key, Structure, field_keys
 from .positions import Path, Positions
 
 T = TypeVar("T")
@@ -120,11 +120,6 @@ class Section:
             raise self.ctx.error(self.at(key) + (exc.index,), str(exc)) from None
         except ValueError as exc:
             raise self.fail(key, str(exc)) from None
-
-    def value(self, key: str, kind: Kind, default: T) -> object | T:
-        """`key` read and checked as `kind`, or `default` when absent (blocks whose keys are
-        not model fields, such as each bridge's, read this way)."""
-        return self.get(key, default, kind.parse)
 
     def string(self, key: str, default: T) -> str | T:
         return self.get(key, default, units.to_str)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from appliance.config import ConfigError, load_config, load_config_text
+from appliance.config.bridges import BridgeConfig, BridgeForward, BridgeSubscription
 from tests.conftest import ROOT
 
 NANOMQ_EXAMPLE = """
@@ -164,3 +165,30 @@ def test_shipped_bridge_example_loads_with_zero_warnings_when_uncommented():
     assert loaded.warnings == []
     (bridge,) = loaded.config.bridges
     assert (bridge.port, bridge.forwards[0].remote_topic, bridge.clean_start) == (1883, "fwd/topic1", False)
+
+
+def test_every_bridge_key_is_in_the_one_key_table():
+    from appliance.config import table
+    from appliance.config.bridges import BridgeTls, BridgeWill
+    from appliance.config.keys import field_keys
+
+    paths = {spec.path for spec in table()}
+    for block in (BridgeConfig, BridgeForward, BridgeSubscription, BridgeTls, BridgeWill):
+        assert {spec.path for _, spec in field_keys(block)} <= paths
+    assert {"bridges.mqtt.<name>.server", "bridges.mqtt.<name>.enable", "sqlite.disk_cache_size"} <= paths
+
+
+@pytest.mark.parametrize("build, field", [
+    (lambda: BridgeForward("a/b", "c/#"), "remote_topic"),
+    (lambda: BridgeForward("a/#/b"), "local_topic"),
+    (lambda: BridgeSubscription("a/+", 3), "qos"),
+    (lambda: BridgeConfig("b", "h", 1883, proto_ver=3, clientid="x" * 24), "clientid"),
+    (lambda: BridgeConfig("b", "h", 1883, backoff_min=5.0, backoff_max=1.0), "backoff_max"),
+    (lambda: BridgeConfig("b", "h", 1883, max_send_queue_len=0), "max_send_queue_len"),
+])
+def test_a_bridge_built_in_code_obeys_the_same_rules_as_the_file(build, field):
+    from appliance.config.keys import Invalid
+
+    with pytest.raises(Invalid) as error:
+        build()
+    assert error.value.field == field

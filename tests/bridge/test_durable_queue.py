@@ -1,17 +1,13 @@
 """The durable send queue against the real shared store (appliance/store, SQLite on disk):
-what was queued and not acknowledged is there again, in order, after the store is reopened.
-
-The store is built on the webhook branch; until the lead merges it these tests skip."""
+what was queued and not acknowledged is there again, in order, after the store is reopened."""
 
 from __future__ import annotations
 
-import pytest
 from gevent.event import Event
 
-store_module = pytest.importorskip("appliance.store", reason="appliance/store is not merged into this tree yet")
-
-from appliance.bridge.durable_queue import DurableSendQueue  # noqa: E402
-from appliance.bridge.queue import Outgoing  # noqa: E402
+from appliance import store as store_module
+from appliance.bridge.durable_queue import DurableSendQueue
+from appliance.bridge.queue import Outgoing
 
 
 def open_store(path):
@@ -58,4 +54,51 @@ def test_the_bound_drops_the_oldest_rows_too(tmp_path):
     again = DurableSendQueue(store, "up", 2)  # a smaller bound after a restart keeps the newest
     assert [again.next_unsent().payload for _ in range(2)] == [b"3", b"4"]
     assert again.dropped_at_start == 1
+    store.close()
+
+
+def test_an_entry_acknowledged_before_the_writer_took_it_costs_no_row(tmp_path):
+    store = open_store(tmp_path / "state.db")
+    queue = DurableSendQueue(store, "up", 100)
+    store.start()
+    queue.append(Outgoing("t", b"fast", 1, False))
+    queue.acknowledged(queue.next_unsent().seq)  # the upstream was quicker than the disk
+    assert queue.pending == 0
+    queue.append(Outgoing("t", b"slow", 1, False))
+    durable(store)
+    assert [row[0] for row in store.query("SELECT payload FROM bridge_send_queue")] == [b"slow"]
+    queue.acknowledged(queue.next_unsent().seq)
+    durable(store)
+    assert store.query("SELECT COUNT(*) FROM bridge_send_queue") == [(0,)]
+    store.close()
+
+
+def test_a_failed_commit_keeps_the_rows_and_an_ack_meanwhile_cancels_both(tmp_path):
+    store = open_store(tmp_path / "state.db")
+    queue = DurableSendQueue(store, "up", 100)
+    queue.append(Outgoing("t", b"a", 1, False))
+    queue.append(Outgoing("t", b"b", 1, False))
+    taken = queue.take()  # the writer took both inserts; then their commit fails
+    queue.acknowledged(queue.next_unsent().seq)  # "a" acknowledged while it was being written
+    for statement, rows in taken:
+        queue.restore(statement, rows)
+    assert queue.pending == 1 and queue.kept() == 1
+    store.start()
+    durable(store)
+    assert [row[0] for row in store.query("SELECT payload FROM bridge_send_queue")] == [b"b"]
+    store.close()
+
+
+def test_rows_of_a_bridge_no_longer_configured_are_reported_not_lost(tmp_path):
+    from appliance.bridge.durable_queue import unconfigured
+
+    store = open_store(tmp_path / "state.db")
+    queue = DurableSendQueue(store, "gone", 10)
+    store.start()
+    queue.append(Outgoing("t", b"x", 1, False))
+    durable(store)
+    store.close()
+    store = open_store(tmp_path / "state.db")
+    assert unconfigured(store, {"up"}) == [("gone", 1)]
+    assert unconfigured(store, {"gone"}) == []
     store.close()
