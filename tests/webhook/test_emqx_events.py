@@ -197,3 +197,19 @@ def test_an_unnamed_event_costs_nothing_the_broker_does_not_even_look_it_up():
     assert broker.on_delivered is not None and broker.on_acked is None
     broker.on_delivered("info", type("M", (), {"topic": "a"})(), 1, False)
     assert wanting.calls == [("info", "a", 1, False)]
+
+
+def test_session_terminated_says_discarded_when_a_clean_start_replaces_a_kept_session(broker_factory, mqtt,
+                                                                                       receiver):
+    broker = broker_factory(webhook_block(receiver.url, rules(("on_session_terminated", None),
+                                                              ("on_client_disconnected", None))))
+    kept = mqtt(broker.port, "again", clean=False)
+    kept.connect()
+    kept.disconnect()  # the session stays (3.1.1, clean session 0)
+    fresh = mqtt(broker.port, "again", clean=True)
+    fresh.connect()
+    fresh.disconnect()  # clean session: it ends with this connection
+    bodies = [json.loads(r.body) for r in receiver.wait_delivered(4)]
+    assert [(b["action"], b["reason"]) for b in bodies] == [
+        ("client_disconnected", "normal"), ("session_terminated", "discarded"),
+        ("session_terminated", "normal"), ("client_disconnected", "normal")]
