@@ -98,7 +98,8 @@ class BrokerHooks:
         as sent); not for resends of a message in flight."""
 
     def on_message_acked(self, client: ClientInfo, message: Message, qos: int, retain: bool) -> None:
-        """Subscriber `client` acknowledged `message`: PUBACK (QoS 1) or PUBCOMP (QoS 2)."""
+        """Subscriber `client` acknowledged `message`: PUBACK (QoS 1), PUBCOMP (QoS 2), or a
+        refusing v5 PUBREC (the exchange ends there)."""
 
     def on_message_dropped(self, client: ClientInfo | None, message: Message, reason: str) -> None:
         """A routed message reached no session (`reason` NO_SUBSCRIBERS); `client` is the publisher."""
