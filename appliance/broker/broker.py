@@ -15,6 +15,7 @@ import logging
 import time
 
 from ..config.model import LimitsConfig, MqttConfig
+from . import hooks as reasons
 from .hooks import BrokerHooks, ClientInfo
 from .message import Message
 from .retained import RetainedStore
@@ -44,12 +45,37 @@ class Broker:
         self.subscriptions = TopicTree()
         self.retained = RetainedStore()
         self._hooks: list[BrokerHooks] = []
+        # The hooks that want each optional event (BrokerHooks.wants), asked once per change:
+        # an event nobody wants costs a dict miss, and the per-message ones not even that.
+        self._wanted: dict[str, tuple] = {}
+        self.on_delivered = None  # (client, message, qos, retain) -> None, or None: nobody wants it
+        self.on_acked = None  # the same, for on_message_acked
+        self._on_dropped = None  # (publisher, message, reason) -> None, or None
         self._retry: Timer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
     def add_hooks(self, hooks: BrokerHooks) -> None:
         self._hooks.append(hooks)
+        self.hooks_changed()
+
+    def hooks_changed(self) -> None:
+        """Ask the hooks again which optional events they want (after add_hooks, or when a
+        hook's answer changed, e.g. webhook rules reloaded)."""
+        self._wanted = {}
+        for event in _OPTIONAL_EVENTS:
+            wanting = tuple(getattr(hook, event) for hook in self._hooks if hook.wants(event))
+            if wanting:
+                self._wanted[event] = wanting
+        self.on_delivered = self._caller("on_message_delivered")
+        self.on_acked = self._caller("on_message_acked")
+        self._on_dropped = self._caller("on_message_dropped")
+
+    def _caller(self, event: str):
+        wanting = self._wanted.get(event)
+        if wanting is None:
+            return None
+        return lambda *args: self.notify(event, *args)
 
     def start(self) -> None:
         self._retry = self._timers.call_later(self.config.retry_interval, self._retry_unacknowledged)
@@ -108,6 +134,14 @@ class Broker:
             except Exception:
                 log.exception("hook %r failed in on_client_disconnected", hook)
 
+    def notify(self, event: str, *args) -> None:
+        """Call the hooks that want the optional `event` (a BrokerHooks method name)."""
+        for method in self._wanted.get(event, ()):
+            try:
+                method(*args)
+            except Exception:
+                log.exception("hook %r failed in %s", method.__self__, event)
+
     # -- connections -----------------------------------------------------------------
 
     def attach(self, link: Link, client_id: str, clean_start: bool, expiry_interval: int,
@@ -128,7 +162,7 @@ class Broker:
                 old.take_over()
             self._cancel_timers(session)
             if clean_start:
-                self._end_session(session)
+                self._end_session(session, reasons.DISCARDED)
                 session = None
         resumed = session is not None
         if session is None:
@@ -137,11 +171,12 @@ class Broker:
         session.expiry_interval = expiry_interval
         session.will = will
         session.link = link
+        session.info = link.info
         self._connected.add(session)
         self.stats.connections_accepted += 1
         return session, resumed
 
-    def detach(self, session: Session, link: Link) -> None:
+    def detach(self, session: Session, link: Link, reason: str = reasons.NORMAL) -> None:
         """The connection `link` of `session` is gone: publish its will (unless it said
         goodbye properly), and end the session now or when it expires. Nothing happens if
         the session was taken over meanwhile."""
@@ -159,7 +194,7 @@ class Broker:
             else:
                 self._publish_will(will)
         if expiry == 0:
-            self._end_session(session)
+            self._end_session(session, reason)
         elif expiry != NEVER_EXPIRES:
             self._expiring[session] = self._timers.call_later(expiry, self._expire_session, session)
 
@@ -176,7 +211,7 @@ class Broker:
             session.link.close(reason, reason_code)
         else:
             self._cancel_timers(session)
-            self._end_session(session)
+            self._end_session(session, reasons.KICKED)
         return True
 
     def _cancel_timers(self, session: Session) -> None:
@@ -204,9 +239,9 @@ class Broker:
         self._expiring.pop(session, None)
         if self.sessions.get(session.client_id) is session and session.link is None:
             log.debug("session %s expired", session.client_id)
-            self._end_session(session)
+            self._end_session(session, reasons.EXPIRED)
 
-    def _end_session(self, session: Session) -> None:
+    def _end_session(self, session: Session, reason: str) -> None:
         # A will still waiting for its delay is due now: its session ends (detach set the
         # delay no later than the expiry, so this is only the case of equal deadlines).
         due = self._wills_due.pop(session, None)
@@ -222,6 +257,8 @@ class Broker:
             self.stats.messages_dropped["session_ended"] += dropped
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+        if session.info is not None:
+            self.notify("on_session_terminated", session.info, reason)
 
     # -- subscriptions ---------------------------------------------------------------
 
@@ -268,6 +305,8 @@ class Broker:
             delivered = self._deliver_merged(message, subscribers) + self._deliver_shared(message, groups)
         if not delivered:
             self.stats.messages_dropped["no_subscribers"] += 1
+            if self._on_dropped is not None:
+                self._on_dropped(publisher, message, reasons.NO_SUBSCRIBERS)
         return delivered
 
     def _retain(self, message: Message) -> None:
@@ -350,3 +389,11 @@ class Broker:
             if session.inflight and session.link.protocol_version < 5:
                 session.resend(older_than=interval, now=self._timers.now)
         self._retry = self._timers.call_later(interval, self._retry_unacknowledged)
+
+
+# BrokerHooks methods the broker calls only on the hooks that say they want them.
+_OPTIONAL_EVENTS = (
+    "on_client_connect", "on_client_connected", "on_client_subscribe", "on_client_unsubscribe",
+    "on_session_subscribed", "on_session_unsubscribed", "on_session_terminated",
+    "on_message_delivered", "on_message_acked", "on_message_dropped",
+)

@@ -73,7 +73,7 @@ class Router(Protocol):
 
     def attach(self, link, client_id: str, clean_start: bool, expiry_interval: int,
                will: LastWill | None) -> tuple[Session, bool]: ...
-    def detach(self, session: Session, link) -> None: ...
+    def detach(self, session: Session, link, reason: str = ...) -> None: ...
     def publish(self, message: Message, publisher: ClientInfo | None) -> int: ...
     def subscribe(self, session: Session, topic_filter: str, group: str | None, plain_filter: str,
                   options: SubscriptionOptions) -> bool: ...
@@ -81,6 +81,10 @@ class Router(Protocol):
     def retained_matching(self, topic_filter: str) -> list[Message]: ...
     def notify_connack(self, info: ClientInfo, reason_code: int) -> None: ...
     def notify_disconnected(self, info: ClientInfo, reason: str) -> None: ...
+    def notify(self, event: str, *args) -> None:
+        """An optional BrokerHooks event (on_client_connect, on_session_subscribed, ...)."""
+    on_delivered: object  # a callable (info, message, qos, retain), or None when no hook wants it
+    on_acked: object  # the same for on_message_acked
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +255,7 @@ class Client:
                 client_id = self._assigned_id = "auto-" + uuid.uuid4().hex
         username = self.cert_username or connect.username
         self.info = ClientInfo(client_id, username, version, connect.keepalive, self.peer)
+        self._router.notify("on_client_connect", self.info)
         if not client_id:
             self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
             return None
@@ -307,6 +312,7 @@ class Client:
                 ack_props["assigned_client_identifier"] = self._assigned_id
         self._router.notify_connack(self.info, rc.SUCCESS)
         self.send(ConnAck(rc.SUCCESS, resumed, ack_props))
+        self._router.notify("on_client_connected", self.info)
         log.debug("%s connected (v%d, %s session)", self.name(), version, "resumed" if resumed else "new")
         if resumed:
             self.session.resend()
@@ -444,16 +450,21 @@ class Client:
     # -- acknowledgements of what we sent --------------------------------------------
 
     def _on_puback(self, puback: PubAck) -> None:
-        self.session.acknowledge(puback.packet_id)
+        self._acked(self.session.acknowledge(puback.packet_id))
+
+    def _acked(self, delivery) -> None:
+        acked = self._router.on_acked
+        if acked is not None and delivery is not None:
+            acked(self.info, delivery.message, delivery.qos, delivery.retain)
 
     def _on_pubrec(self, pubrec: PubRec) -> None:
         if pubrec.reason_code >= 0x80:  # v5: the receiver refused it; the exchange ends
-            self.session.acknowledge(pubrec.packet_id)
+            self._acked(self.session.acknowledge(pubrec.packet_id))
         elif self.session.received(pubrec.packet_id) or self.protocol_version == 5:
             self.send_pubrel(pubrec.packet_id)
 
     def _on_pubcomp(self, pubcomp: PubComp) -> None:
-        self.session.acknowledge(pubcomp.packet_id)
+        self._acked(self.session.acknowledge(pubcomp.packet_id))
 
     # -- SUBSCRIBE / UNSUBSCRIBE -----------------------------------------------------
 
@@ -508,8 +519,10 @@ class Client:
                 codes.append(rc.QUOTA_EXCEEDED if v5 else 0x80)
                 continue
             qos = min(sub.qos, 2)
+            self._router.notify("on_client_subscribe", self.info, sub)
             options = SubscriptionOptions(qos, sub.no_local, sub.retain_as_published, identifier)
             existed = self._router.subscribe(session, sub.topic_filter, group, plain_filter, options)
+            self._router.notify("on_session_subscribed", self.info, sub, not existed)
             codes.append(qos)
             if group is None and (sub.retain_handling == 0 or (sub.retain_handling == 1 and not existed)):
                 retained.extend((m, qos, identifier) for m in self._router.retained_matching(plain_filter))
@@ -519,10 +532,13 @@ class Client:
             session.deliver(message, qos, True, (ident,) if ident else ())
 
     def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> None:
-        codes = [
-            rc.SUCCESS if self._router.unsubscribe(self.session, f) else rc.NO_SUBSCRIPTION_EXISTED
-            for f in unsubscribe.topic_filters
-        ]
+        codes = []
+        for f in unsubscribe.topic_filters:
+            self._router.notify("on_client_unsubscribe", self.info, f)
+            existed = self._router.unsubscribe(self.session, f)
+            codes.append(rc.SUCCESS if existed else rc.NO_SUBSCRIPTION_EXISTED)
+            if existed:
+                self._router.notify("on_session_unsubscribed", self.info, f)
         self.send(UnsubAck(unsubscribe.packet_id, codes))
 
     # -- the rest --------------------------------------------------------------------
@@ -592,6 +608,9 @@ class Client:
             return False
         self._stats.messages_sent[qos] += 1
         self.transport.write(data, tail)
+        delivered = self._router.on_delivered  # None unless a hook wants on_message_delivered
+        if delivered is not None and not dup:
+            delivered(self.info, message, qos, retain)
         return True
 
     def _encode_v5_publish(self, message: Message, qos: int, retain: bool, subscription_ids: tuple,
@@ -660,7 +679,7 @@ class Client:
                 self.send(ConnAck(reason_code))  # v5 CONNECT that failed before acceptance
         self.transport.close()
         if was is _CONNECTED:
-            self._router.detach(self.session, self)
+            self._router.detach(self.session, self, reason)
         if self.info is not None:
             self._router.notify_disconnected(self.info, reason)
 

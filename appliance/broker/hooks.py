@@ -8,9 +8,12 @@ metrics count). Exceptions from hooks are logged and swallowed by the broker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from .message import Message
+
+if TYPE_CHECKING:
+    from ..mqtt.packets import Subscription
 
 # Reasons for on_client_disconnected, as NanoMQ/EMQX name them in webhook bodies.
 NORMAL = "normal"  # the client sent DISCONNECT
@@ -24,6 +27,13 @@ SERVER_SHUTDOWN = "server_shutdown"
 CONNACK_REFUSED = "connack_refused"  # the CONNECT was refused; follows a failed connack
 NOT_AUTHORIZED = "not_authorized"  # deny_action = disconnect
 KICKED = "kicked"  # an operator's DELETE /api/v4/clients/{clientid}
+
+# Reasons for on_session_terminated beyond the disconnect reasons above (EMQX's names).
+EXPIRED = "expired"  # the session outlived its expiry interval offline
+DISCARDED = "discarded"  # a clean-start CONNECT for the same client id replaced it
+
+# Reasons for on_message_dropped.
+NO_SUBSCRIBERS = "no_subscribers"  # routed to no session
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,48 @@ class BrokerHooks:
     def on_message_publish(self, client: ClientInfo | None, message: Message) -> None:
         """A message is about to be routed: PUBLISH from a client, or a will message
         (`client` is the dead client's info). Not called for retained deliveries."""
+
+    # EMQX's further hook points. The broker asks `wants(event)` once, when the hooks are
+    # added (and at `Broker.hooks_changed()`): an event no hook wants costs nothing, and
+    # on_message_delivered / acked / dropped are not even looked up per message.
+
+    def wants(self, event: str) -> bool:
+        """Whether this hook wants `event` (a method name, e.g. "on_message_delivered"). By
+        default: whether the subclass overrides that method."""
+        return getattr(type(self), event, None) is not getattr(BrokerHooks, event, None)
+
+    def on_client_connect(self, client: ClientInfo) -> None:
+        """A CONNECT arrived (before authentication and the client id checks)."""
+
+    def on_client_connected(self, client: ClientInfo) -> None:
+        """CONNACK success was sent: the client is connected."""
+
+    def on_client_subscribe(self, client: ClientInfo, subscription: Subscription) -> None:
+        """A SUBSCRIBE's filter passed the checks and the ACL and is about to be subscribed."""
+
+    def on_session_subscribed(self, client: ClientInfo, subscription: Subscription, is_new: bool) -> None:
+        """The session now has the subscription (`is_new`: it did not have this filter before)."""
+
+    def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str) -> None:
+        """An UNSUBSCRIBE names `topic_filter` (whether or not the session has it)."""
+
+    def on_session_unsubscribed(self, client: ClientInfo, topic_filter: str) -> None:
+        """The session had `topic_filter` and no longer has it."""
+
+    def on_session_terminated(self, client: ClientInfo, reason: str) -> None:
+        """The session ended: with its connection (`reason` as for on_client_disconnected),
+        or offline (EXPIRED, DISCARDED, KICKED)."""
+
+    def on_message_delivered(self, client: ClientInfo, message: Message, qos: int, retain: bool) -> None:
+        """A PUBLISH of `message` was queued to subscriber `client` (at `qos`, with `retain`
+        as sent); not for resends of a message in flight."""
+
+    def on_message_acked(self, client: ClientInfo, message: Message, qos: int, retain: bool) -> None:
+        """Subscriber `client` acknowledged `message`: PUBACK (QoS 1), PUBCOMP (QoS 2), or a
+        refusing v5 PUBREC (the exchange ends there)."""
+
+    def on_message_dropped(self, client: ClientInfo | None, message: Message, reason: str) -> None:
+        """A routed message reached no session (`reason` NO_SUBSCRIBERS); `client` is the publisher."""
 
 
 class Durable(Protocol):

@@ -31,6 +31,7 @@ class Link(Protocol):
     """What a session needs of the connection it is attached to (a `Client`)."""
 
     protocol_version: int
+    info: ClientInfo  # who is connected (for hooks)
     send_window: int  # most QoS 1/2 messages in flight (v5: the client's Receive Maximum)
 
     def has_room(self) -> bool:
@@ -89,6 +90,7 @@ class Session:
     max_queue_len: int
     max_queue_bytes: int = 0  # payload bytes referenced by the pending queue; 0 = no limit
     link: Link | None = None  # the connection attached to it; set by the Broker only
+    info: ClientInfo | None = None  # who attached last, for hooks; set by the Broker only
     expiry_interval: int = 0  # seconds after disconnect; NEVER_EXPIRES for ever
     will: LastWill | None = None
     subscriptions: dict[str, SubscriptionOptions] = field(default_factory=dict)
@@ -157,13 +159,15 @@ class Session:
                 continue
             self._send_new(link, delivery)
 
-    def acknowledge(self, packet_id: int) -> bool:
-        """PUBACK (QoS 1), PUBCOMP (QoS 2) or a refusing PUBREC arrived: the message is done."""
-        if self.inflight.pop(packet_id, None) is None:
-            return False
+    def acknowledge(self, packet_id: int) -> Delivery | None:
+        """PUBACK (QoS 1), PUBCOMP (QoS 2) or a refusing PUBREC arrived: the message is done;
+        returns its delivery (None for an unknown packet id)."""
+        delivery = self.inflight.pop(packet_id, None)
+        if delivery is None:
+            return None
         if self.pending:
             self.pump()
-        return True
+        return delivery
 
     def received(self, packet_id: int) -> bool:
         """PUBREC arrived for a QoS 2 message: whether to answer PUBREL (it awaits PUBCOMP now)."""

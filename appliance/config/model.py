@@ -410,8 +410,8 @@ class WebhookConfig(Block):
     __section__ = "webhook"
     url: str = key("webhook.url", HttpUrl(), REQUIRED, "Where events are POSTed.", shown_default="required")
     rules: tuple[WebhookRule, ...] = key("webhook.events", Structure("[{event, topic}]"), (),
-                                         "Rules, first match wins; events on_client_connack, "
-                                         "on_client_disconnected, on_message_publish.")
+                                         "Rules, first match wins; NanoMQ's events on_client_connack, "
+                                         "on_client_disconnected, on_message_publish, and EMQX's (see WebHook).")
     headers: tuple[tuple[str, str], ...] = key("webhook.headers.<name>", Structure("string"), (),
                                                "Extra request headers, as written; Content-Type defaults to "
                                                "application/json.", shown_default="-")

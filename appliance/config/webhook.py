@@ -16,12 +16,21 @@ from .model import WebhookConfig, WebhookRule, WebhookTls, header_problem
 from .reader import MISSING, Section, clean_key, format_path, read_block
 from .units import describe
 
-FIRED_EVENTS = ("on_client_connack", "on_client_disconnected", "on_message_publish")
-# Accepted by NanoMQ but never fired by it (nor by us): a warning, never silence.
-UNFIRED_EVENTS = (
+# NanoMQ's three events, then EMQX's that NanoMQ accepts but never fires (we fire them,
+# opt-in: only a rule naming one makes the broker produce it), and EMQX's message.dropped.
+FIRED_EVENTS = (
+    "on_client_connack", "on_client_disconnected", "on_message_publish",
     "on_client_connect", "on_client_connected", "on_client_subscribe", "on_client_unsubscribe",
     "on_session_subscribed", "on_session_unsubscribed", "on_session_terminated",
-    "on_message_delivered", "on_message_acked",
+    "on_message_delivered", "on_message_acked", "on_message_dropped",
+)
+# Accepted for compatibility but never fired: a warning, never silence. (None left.)
+UNFIRED_EVENTS: tuple[str, ...] = ()
+# Events that carry a topic (a subscription's filter, or the message's topic): a rule's
+# `topic` filter applies to these, as in EMQX.
+TOPIC_EVENTS = (
+    "on_message_publish", "on_client_subscribe", "on_client_unsubscribe", "on_session_subscribed",
+    "on_session_unsubscribed", "on_message_delivered", "on_message_acked", "on_message_dropped",
 )
 SHARED_OPTIONS = ("url", "headers", "body", "pool_size", "cancel_timeout", "enable", "ssl", "tls")
 
@@ -124,8 +133,9 @@ def _make_rule(rule: Section, event: str, topic: str | None, index: int) -> Webh
         raise rule.fail("event" if rule.has("event") else None,
                         f"unknown event {event!r}; expected one of {', '.join(FIRED_EVENTS)}")
     if topic is not None:
-        if event != "on_message_publish":
-            rule.ctx.warn(rule.at("topic"), f"{where}: topic applies to on_message_publish only (ignored)")
+        if event not in TOPIC_EVENTS:
+            rule.ctx.warn(rule.at("topic"), f"{where}: topic does not apply to {event} (ignored); it applies "
+                                            f"to {', '.join(TOPIC_EVENTS)}")
             topic = None
         else:
             problem = topic_filter_problem(topic)

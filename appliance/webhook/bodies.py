@@ -2,6 +2,11 @@
 
 NanoMQ builds them with cJSON in the order below; a receiver written for NanoMQ must not
 see a difference, except where NanoMQ emits invalid JSON or loses data (see the spec).
+
+The events NanoMQ accepts but never fires carry the fields EMQX 4.x's emqx_web_hook sends
+(`emqx_web_hook.erl`), in the order that module lists them, with this broker's conventions
+where they differ: a missing username is "undefined" (EMQX: null), payloads follow
+`body.encoding`, times are epoch milliseconds. EMQX's `node` is left out (NanoMQ sends none).
 """
 
 from __future__ import annotations
@@ -15,6 +20,17 @@ from appliance.mqtt import reason_codes as rc
 CONNACK = "client_connack"
 DISCONNECTED = "client_disconnected"
 PUBLISH = "message_publish"
+# EMQX's further events (emqx_web_hook, EMQX 4.x), fired only when a rule names them.
+CONNECT = "client_connect"
+CONNECTED = "client_connected"
+SUBSCRIBE = "client_subscribe"
+UNSUBSCRIBE = "client_unsubscribe"
+SUBSCRIBED = "session_subscribed"
+UNSUBSCRIBED = "session_unsubscribed"
+TERMINATED = "session_terminated"
+DELIVERED = "message_delivered"
+ACKED = "message_acked"
+DROPPED = "message_dropped"
 
 UNDEFINED = "undefined"  # NanoMQ's username when the client gave none
 
@@ -74,3 +90,75 @@ def publish_body(message: Message, payload: str) -> bytes:
             f'"retain":{"true" if message.retain else "false"},"qos":{message.qos:d},'
             f'"action":"{PUBLISH}","from_username":{_username(message.publisher_username)},'
             f'"from_client_id":{_string(message.publisher_id)},"payload":{_string(payload)}}}').encode()
+
+
+# -- EMQX's events ---------------------------------------------------------------------------
+
+def _who(client: ClientInfo) -> str:
+    return f'"clientid":{_string(client.client_id)},"username":{_username(client.username)}'
+
+
+def _connection(client: ClientInfo) -> str:
+    return (f'{_who(client)},"ipaddress":{_string(str(client.peer[0]))},"keepalive":{client.keepalive:d},'
+            f'"proto_ver":{client.protocol_version:d}')
+
+
+def connect_body(client: ClientInfo) -> bytes:
+    return f'{{"action":"{CONNECT}",{_connection(client)}}}'.encode()
+
+
+def connected_body(client: ClientInfo, connected_at_ms: int) -> bytes:
+    return f'{{"action":"{CONNECTED}",{_connection(client)},"connected_at":{connected_at_ms:d}}}'.encode()
+
+
+def _options(qos: int, no_local: bool, retain_as_published: bool, retain_handling: int) -> str:
+    # EMQX's subscription options map: qos, No Local, Retain As Published, Retain Handling.
+    return f'"qos":{qos:d},"nl":{int(no_local):d},"rap":{int(retain_as_published):d},"rh":{retain_handling:d}'
+
+
+def subscribe_body(client: ClientInfo, subscription) -> bytes:
+    """`subscription`: the SUBSCRIBE's `Subscription` for one filter."""
+    s = subscription
+    return (f'{{"action":"{SUBSCRIBE}",{_who(client)},"topic":{_string(s.topic_filter)},'
+            f'"opts":{{{_options(s.qos, s.no_local, s.retain_as_published, s.retain_handling)}}}}}').encode()
+
+
+def subscribed_body(client: ClientInfo, subscription, is_new: bool) -> bytes:
+    s = subscription
+    return (f'{{"action":"{SUBSCRIBED}",{_who(client)},"topic":{_string(s.topic_filter)},'
+            f'"opts":{{{_options(s.qos, s.no_local, s.retain_as_published, s.retain_handling)},'
+            f'"is_new":{"true" if is_new else "false"}}}}}').encode()
+
+
+def unsubscribe_body(client: ClientInfo, topic_filter: str) -> bytes:
+    return f'{{"action":"{UNSUBSCRIBE}",{_who(client)},"topic":{_string(topic_filter)},"opts":{{}}}}'.encode()
+
+
+def unsubscribed_body(client: ClientInfo, topic_filter: str) -> bytes:
+    return f'{{"action":"{UNSUBSCRIBED}",{_who(client)},"topic":{_string(topic_filter)}}}'.encode()
+
+
+def terminated_body(client: ClientInfo, reason: str) -> bytes:
+    return f'{{"action":"{TERMINATED}",{_who(client)},"reason":{_string(reason)}}}'.encode()
+
+
+def _message(message: Message, qos: int, retain: bool, payload: str) -> str:
+    return (f'"from_client_id":{_string(message.publisher_id)},"from_username":{_username(message.publisher_username)},'
+            f'"topic":{_string(message.topic)},"qos":{qos:d},"retain":{"true" if retain else "false"},'
+            f'"payload":{_string(payload)},"ts":{message.timestamp_ms:d}')
+
+
+def delivered_body(client: ClientInfo, message: Message, qos: int, retain: bool, payload: str) -> bytes:
+    """`client` is the subscriber; `qos` and `retain` as the PUBLISH to it carried them."""
+    return f'{{"action":"{DELIVERED}",{_who(client)},{_message(message, qos, retain, payload)}}}'.encode()
+
+
+def acked_body(client: ClientInfo, message: Message, qos: int, retain: bool, payload: str) -> bytes:
+    return f'{{"action":"{ACKED}",{_who(client)},{_message(message, qos, retain, payload)}}}'.encode()
+
+
+def dropped_body(message: Message, reason: str, payload: str) -> bytes:
+    """Not in emqx_web_hook: EMQX's message.dropped hook (rule engine `$events/message_dropped`)
+    as a message_publish body with its `reason`."""
+    return (f'{{"action":"{DROPPED}",{_message(message, message.qos, message.retain, payload)},'
+            f'"reason":{_string(reason)}}}').encode()

@@ -18,7 +18,7 @@ class QueuedEvent:
         self.key = key
         self.client_id = client_id
         self.topic = topic
-        self.event = event  # "client_connack", "client_disconnected", "message_publish"
+        self.event = event  # the body's action: "client_connack", "message_publish", ...
         self.body = body
         self.spooled = spooled
         self.attempted = attempted

@@ -26,7 +26,10 @@ from .delivery import DELIVERED, Delivery
 from .encoding import payload_encoder
 from .events import QueuedEvent, ordering_key
 from .metrics import WebhookMetrics
-from .rules import Rules, check_rules
+from .rules import (
+    ON_CLIENT_SUBSCRIBE, ON_CLIENT_UNSUBSCRIBE, ON_MESSAGE_ACKED, ON_MESSAGE_DELIVERED, ON_MESSAGE_DROPPED,
+    ON_SESSION_SUBSCRIBED, ON_SESSION_UNSUBSCRIBED, Rules, check_rules,
+)
 from .sender import Sender
 from .spool import Spool, open_store
 
@@ -174,6 +177,61 @@ class WebhookStage(BrokerHooks):
         if self._rules.publish(message.topic):
             self._accept(message.publisher_id, message.topic, bodies.PUBLISH,
                          lambda: bodies.publish_body(message, self._encode(message.payload)))
+
+    # EMQX's events: the broker calls these only if `wants()` says a rule names them.
+
+    def wants(self, event: str) -> bool:
+        return self._rules.wants(event)
+
+    def on_client_connect(self, client: ClientInfo) -> None:
+        self._accept(client.client_id, None, bodies.CONNECT, lambda: bodies.connect_body(client))
+
+    def on_client_connected(self, client: ClientInfo) -> None:
+        connected_at = int(time.time() * 1000)
+        self._accept(client.client_id, None, bodies.CONNECTED, lambda: bodies.connected_body(client, connected_at))
+
+    # Subscription events keep the client's order (no topic for the ordering key): a
+    # receiver sees subscribe, subscribed and disconnected of one client in that order.
+
+    def on_client_subscribe(self, client: ClientInfo, subscription) -> None:
+        if self._rules.matches(ON_CLIENT_SUBSCRIBE, subscription.topic_filter):
+            self._accept(client.client_id, None, bodies.SUBSCRIBE, lambda: bodies.subscribe_body(client, subscription))
+
+    def on_session_subscribed(self, client: ClientInfo, subscription, is_new: bool) -> None:
+        if self._rules.matches(ON_SESSION_SUBSCRIBED, subscription.topic_filter):
+            self._accept(client.client_id, None, bodies.SUBSCRIBED,
+                         lambda: bodies.subscribed_body(client, subscription, is_new))
+
+    def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str) -> None:
+        if self._rules.matches(ON_CLIENT_UNSUBSCRIBE, topic_filter):
+            self._accept(client.client_id, None, bodies.UNSUBSCRIBE,
+                         lambda: bodies.unsubscribe_body(client, topic_filter))
+
+    def on_session_unsubscribed(self, client: ClientInfo, topic_filter: str) -> None:
+        if self._rules.matches(ON_SESSION_UNSUBSCRIBED, topic_filter):
+            self._accept(client.client_id, None, bodies.UNSUBSCRIBED,
+                         lambda: bodies.unsubscribed_body(client, topic_filter))
+
+    def on_session_terminated(self, client: ClientInfo, reason: str) -> None:
+        self._accept(client.client_id, None, bodies.TERMINATED, lambda: bodies.terminated_body(client, reason))
+
+    # Message events are keyed as publishes are: by the client they concern (the subscriber
+    # for delivered/acked) or by the message's topic (webhook.order = topic).
+
+    def on_message_delivered(self, client: ClientInfo, message: Message, qos: int, retain: bool) -> None:
+        if self._rules.matches(ON_MESSAGE_DELIVERED, message.topic):
+            self._accept(client.client_id, message.topic, bodies.DELIVERED,
+                         lambda: bodies.delivered_body(client, message, qos, retain, self._encode(message.payload)))
+
+    def on_message_acked(self, client: ClientInfo, message: Message, qos: int, retain: bool) -> None:
+        if self._rules.matches(ON_MESSAGE_ACKED, message.topic):
+            self._accept(client.client_id, message.topic, bodies.ACKED,
+                         lambda: bodies.acked_body(client, message, qos, retain, self._encode(message.payload)))
+
+    def on_message_dropped(self, client: ClientInfo | None, message: Message, reason: str) -> None:
+        if self._rules.matches(ON_MESSAGE_DROPPED, message.topic):
+            self._accept(message.publisher_id, message.topic, bodies.DROPPED,
+                         lambda: bodies.dropped_body(message, reason, self._encode(message.payload)))
 
     def _accept(self, client_id: str, topic: str | None, event: str, build) -> None:
         try:

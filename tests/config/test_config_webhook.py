@@ -162,23 +162,25 @@ def test_enable_false_means_no_webhook(tmp_path):
     assert loaded.warnings == []
 
 
-def test_nanomq_events_never_fired_warn_naming_the_rule(tmp_path):
+def test_emqx_events_nanomq_never_fires_are_kept_without_a_warning(tmp_path):
     loaded = load(
         tmp_path,
-        f"webhook {{\n {URL}\n events = [\n  {{ event = on_client_connack }}\n  {{ event = on_session_terminated }}\n ]\n}}",
+        f"webhook {{\n {URL}\n events = [\n  {{ event = on_client_connack }}\n  {{ event = on_session_terminated }}\n"
+        f"  {{ event = On_Message_Delivered, topic = \"a/#\" }}\n ]\n}}",
     )
-    assert loaded.config.webhook.rules == (WebhookRule("on_client_connack", None, 0),)
-    assert loaded.warnings == [
-        f"{tmp_path / 'nanomq.conf'}:5: webhook.events[1]: event on_session_terminated "
-        "is accepted by NanoMQ but never fired (rule ignored)"
-    ]
+    assert loaded.config.webhook.rules == (WebhookRule("on_client_connack", None, 0),
+                                           WebhookRule("on_session_terminated", None, 1),
+                                           WebhookRule("on_message_delivered", "a/#", 2))
+    assert loaded.warnings == []
 
 
 def test_topic_on_a_non_publish_rule_warns(tmp_path):
     loaded = load(tmp_path, f'webhook {{\n {URL}\n events = [ {{ event = on_client_connack, topic = "a" }} ]\n}}')
     assert loaded.config.webhook.rules == (WebhookRule("on_client_connack", None, 0),)
     assert loaded.warnings == [
-        f"{tmp_path / 'nanomq.conf'}:3: webhook.events[0]: topic applies to on_message_publish only (ignored)"
+        f"{tmp_path / 'nanomq.conf'}:3: webhook.events[0]: topic does not apply to on_client_connack (ignored); it applies to "
+        "on_message_publish, on_client_subscribe, on_client_unsubscribe, on_session_subscribed, "
+        "on_session_unsubscribed, on_message_delivered, on_message_acked, on_message_dropped"
     ]
 
 
