@@ -33,7 +33,15 @@ class Appliance:
             self.webhook = WebhookStage(config.webhook, self.registry)
             self.broker.add_hooks(self.webhook)
         admission = Admission(config.limits, self.broker.stats)  # shared: limits count every listener
-        self.listeners = [TcpListener(listener, self.broker, admission) for listener in config.listeners]
+        self.listeners = [TcpListener(listener, self.broker, admission) for listener in config.listeners
+                          if listener.websocket is None]
+        if any(listener.websocket is not None for listener in config.listeners):
+            from .listeners.ws import WebSocketCollector, WsListener  # wsproto and h11 only when used
+
+            ws = [WsListener(listener, self.broker, admission) for listener in config.listeners
+                  if listener.websocket is not None]
+            self.registry.register(WebSocketCollector(ws))
+            self.listeners += ws
         self.http = (HttpServer(config.http_server, self.registry, self.broker, self)
                      if config.http_server else None)
         self._accepting = False

@@ -11,7 +11,8 @@ import re
 
 from pyhocon import ConfigTree
 
-from .model import HttpServerConfig, LimitsConfig, ListenerConfig, LogConfig, LogRotation, MqttConfig, TlsConfig
+from .model import (HttpServerConfig, LimitsConfig, ListenerConfig, LogConfig, LogRotation, MqttConfig, TlsConfig,
+                    WebSocketConfig)
 from .reader import MISSING, Section, format_path
 from .units import describe
 
@@ -55,27 +56,40 @@ def parse_bind(text: str) -> tuple[str, int]:
     return parse_host(host), int(port)
 
 
+def parse_ws_bind(text: str) -> tuple[str, int, str]:
+    """"host:port/path" (NanoMQ's ws bind) -> (host, port, path); no path means /mqtt."""
+    address, slash, path = text.partition("/")
+    host, port = parse_bind(address)
+    return host, port, "/" + path if slash else "/mqtt"
+
+
+_LISTENER_KINDS = (("tcp", "0.0.0.0:1883"), ("ssl", "0.0.0.0:8883"),
+                   ("ws", "0.0.0.0:8083/mqtt"), ("wss", "0.0.0.0:8084/mqtt"))
+
+
 def read_listeners(root: Section) -> tuple[ListenerConfig, ...]:
-    """`listeners.tcp[.<name>] { bind }` and `listeners.ssl[.<name>] { bind, certfile, ... }`;
+    """`listeners.tcp|ws[.<name>] { bind }` and `listeners.ssl|wss[.<name>] { bind, certfile, ... }`;
     no block: tcp on 0.0.0.0:1883."""
     listeners = root.child("listeners")
     if listeners is None:
         return (ListenerConfig("tcp", "0.0.0.0", 1883),)
     found: list[ListenerConfig] = []
-    for kind, default_bind in (("tcp", "0.0.0.0:1883"), ("ssl", "0.0.0.0:8883")):
+    for kind, default_bind in _LISTENER_KINDS:
         block = listeners.child(kind)
         if block is None:
             continue
         named = [key for key in block.keys() if isinstance(block.values[key], ConfigTree)]
+        # NanoMQ's wss takes its certificate from listeners.ssl; ours may also name its own.
+        inherited = next((listener.tls for listener in found if listener.name == "ssl"), None)
         if block.has("bind") or not named or block.has("certfile"):
             # As in NanoMQ, a listener block without bind keeps the default address.
-            found += _listener(block, kind, default_bind=default_bind)
+            found += _listener(block, kind, default_bind=default_bind, inherited_tls=inherited)
         for name in named:
             section = block.child(name)
-            found += _listener(section, f"{kind}.{name}")
+            found += _listener(section, f"{kind}.{name}", inherited_tls=inherited)
             section.finish()
         block.finish()
-    listeners.not_implemented("ws", "wss", "quic")
+    listeners.not_implemented("quic")
     listeners.finish()
     _check_distinct(root, found)
     if not found:
@@ -83,25 +97,53 @@ def read_listeners(root: Section) -> tuple[ListenerConfig, ...]:
     return tuple(found)
 
 
-def _listener(section: Section, name: str, default_bind: str | None = None) -> list[ListenerConfig]:
+def _listener(section: Section, name: str, default_bind: str | None = None,
+              inherited_tls: TlsConfig | None = None) -> list[ListenerConfig]:
+    kind = name.split(".", 1)[0]
+    websocket = kind in ("ws", "wss")
+    form = '"host:port/path"' if websocket else '"host:port"'
     bind = section.raw("bind")
     if not section.boolean("enable", True):
         return []
     if bind is MISSING:
         if default_bind is None:
-            raise section.fail(None, 'a listener needs bind = "host:port"')
+            raise section.fail(None, f"a listener needs bind = {form}")
         bind = default_bind
     try:
-        host, port = parse_bind(bind if isinstance(bind, str) else "")
+        if not isinstance(bind, str):
+            raise ValueError(f"expected {form}, got {describe(bind)}")
+        host, port, path = parse_ws_bind(bind) if websocket else (*parse_bind(bind), None)
     except ValueError as exc:
-        problem = str(exc) if isinstance(bind, str) else f'expected "host:port", got {describe(bind)}'
-        raise section.fail("bind", problem) from None
-    tls = _tls(section) if name.startswith("ssl") else None
-    return [ListenerConfig(name, host, port, tls)]
+        raise section.fail("bind", str(exc)) from None
+    tls = None
+    if kind == "ssl":
+        tls = _tls(section)
+    elif kind == "wss":
+        tls = _tls(section, inherited_tls)
+    ws = _websocket(section, path) if websocket else None
+    return [ListenerConfig(name, host, port, tls, ws)]
 
 
-def _tls(section: Section) -> TlsConfig:
-    """The TLS keys of an ssl listener; the files must be readable now, not at the first client."""
+def _websocket(section: Section, path: str) -> WebSocketConfig:
+    """Our WebSocket keys (NanoMQ has none): max_message_size and allowed_origins."""
+    origins = section.raw("allowed_origins")
+    if origins is MISSING:
+        origins = []
+    if not isinstance(origins, list) or not all(
+            isinstance(origin, str) and re.match(r"^https?://[^/\s]+/?$", origin) for origin in origins):
+        raise section.fail("allowed_origins", 'expected a list of origins such as ["https://dashboard.example:8443"], '
+                           f"got {describe(origins)}")
+    return WebSocketConfig(
+        path=path,
+        max_message_size=section.size("max_message_size", None, low=2, high=MQTT_MAX_PACKET),
+        allowed_origins=tuple(origins),
+    )
+
+
+def _tls(section: Section, inherited: TlsConfig | None = None) -> TlsConfig:
+    """The TLS keys of an ssl or wss listener; the files must be readable now, not at the
+    first client. A wss listener takes the keys it does not name from listeners.ssl, as
+    NanoMQ's (which reads only bind from listeners.wss) takes them all."""
     files = {}
     for key in ("certfile", "keyfile", "cacertfile"):
         path = section.string(key, None)
@@ -111,24 +153,31 @@ def _tls(section: Section) -> TlsConfig:
                     pass
             except OSError as exc:
                 raise section.fail(key, f"cannot read {path!r}: {exc.strerror or exc}") from None
-        files[key] = path
+        files[key] = path if path is not None else getattr(inherited, key, None)
+    kind = "a wss listener" if section.path[1] == "wss" else "an ssl listener"
     for key in ("certfile", "keyfile"):
         if files[key] is None:
-            raise section.fail(key, f"an ssl listener needs {key} = \"/path/to/{key[:-4]}.pem\"")
-    verify_peer = section.boolean("verify_peer", False)
+            where = " (here or in listeners.ssl)" if kind == "a wss listener" else ""
+            raise section.fail(key, f"{kind} needs {key} = \"/path/to/{key[:-4]}.pem\"{where}")
+    verify_peer = section.boolean("verify_peer", inherited.verify_peer if inherited else False)
     if verify_peer and files["cacertfile"] is None:
         raise section.fail("verify_peer", "verify_peer = true needs cacertfile (the CA of client certificates)")
     as_username = section.raw("peer_cert_as_username")
     if as_username is not MISSING and as_username not in ("cn", "none", False):
         raise section.fail("peer_cert_as_username", f"expected cn or none, got {describe(as_username)}")
+    if as_username is MISSING:
+        cert_username = inherited.peer_cert_as_username if inherited else None
+    else:
+        cert_username = "cn" if as_username == "cn" else None
     return TlsConfig(
         certfile=files["certfile"],
         keyfile=files["keyfile"],
         cacertfile=files["cacertfile"],
-        key_password=section.string("key_password", None),
+        key_password=section.string("key_password", inherited.key_password if inherited else None),
         verify_peer=verify_peer,
-        fail_if_no_peer_cert=section.boolean("fail_if_no_peer_cert", False),
-        peer_cert_as_username="cn" if as_username == "cn" else None,
+        fail_if_no_peer_cert=section.boolean("fail_if_no_peer_cert",
+                                             inherited.fail_if_no_peer_cert if inherited else False),
+        peer_cert_as_username=cert_username,
     )
 
 

@@ -12,18 +12,16 @@ from dataclasses import replace
 from typing import Callable, Mapping
 
 from . import units
-from .blocks import LOG_LEVELS, MQTT_MAX_PACKET, parse_bind, parse_host
+from .blocks import LOG_LEVELS, MQTT_MAX_PACKET, parse_bind, parse_host, parse_ws_bind
 from .errors import ConfigError
-from .model import AuthConfig, Config, HttpServerConfig, ListenerConfig, TlsConfig
+from .model import AuthConfig, Config, HttpServerConfig, ListenerConfig, TlsConfig, WebSocketConfig
 
 SOURCE = "environment"
 
 # Variables NanoMQ reads that map onto nothing here.
 UNIMPLEMENTED = (
     "NANOMQ_DAEMON", "NANOMQ_NUM_TASKQ_THREAD", "NANOMQ_MAX_TASKQ_THREAD", "NANOMQ_PARALLEL",
-    "NANOMQ_CLIENT_MAX_PACKET_SIZE", "NANOMQ_MSG_PERSISTENCE",
-    "NANOMQ_WEBSOCKET_ENABLE", "NANOMQ_WEBSOCKET_TLS_ENABLE", "NANOMQ_WEBSOCKET_URL",
-    "NANOMQ_WEBSOCKET_TLS_URL", "NANOMQ_HTTP_SERVER_PARALLEL",
+    "NANOMQ_CLIENT_MAX_PACKET_SIZE", "NANOMQ_MSG_PERSISTENCE", "NANOMQ_HTTP_SERVER_PARALLEL",
     "NANOMQ_HTTP_SERVER_JWT_PUBLIC_KEYFILE", "NANOMQ_HTTP_SERVER_JWT_PRIVATE_KEYFILE",
     "NANOMQ_LOG_UDS_ADDR", "NANOMQ_VIN", "NANOMQ_PID_FILE",
     "NANOMQ_BRIDGE_CONF_PATH", "NANOMQ_WEBHOOK_CONF_PATH", "NANOMQ_AUTH_HTTP_CONF_PATH",
@@ -112,6 +110,49 @@ def _apply_tls(listeners: list[ListenerConfig], get, env: Mapping[str, str], war
         listeners.append(replaced)
 
 
+def _ws_url(scheme_wanted: str):
+    def parse(text: str) -> tuple[str, int, str]:
+        scheme, sep, rest = text.strip().partition("://")
+        if not sep or scheme.lower() not in (f"nmq-{scheme_wanted}", scheme_wanted):
+            raise ValueError(f'expected "nmq-{scheme_wanted}://host:port/path", got {text!r}')
+        return parse_ws_bind(rest)
+    return parse
+
+
+def _apply_websocket(listeners: list[ListenerConfig], get) -> None:
+    """NANOMQ_WEBSOCKET_*: the unnamed ws and wss listeners on, off, or at another URL.
+    As in NanoMQ, a URL alone turns its listener on; wss uses the ssl listener's TLS
+    unless listeners.wss names its own."""
+    for kind, enable_name, url_name, default in (
+            ("ws", "NANOMQ_WEBSOCKET_ENABLE", "NANOMQ_WEBSOCKET_URL", ("0.0.0.0", 8083, "/mqtt")),
+            ("wss", "NANOMQ_WEBSOCKET_TLS_ENABLE", "NANOMQ_WEBSOCKET_TLS_URL", ("0.0.0.0", 8084, "/mqtt"))):
+        names = [listener.name for listener in listeners]
+        current = listeners[names.index(kind)] if kind in names else None
+        enable = get(enable_name, f"listeners.{kind}.enable", units.to_bool)
+        url = get(url_name, f"listeners.{kind}.bind", _ws_url(kind))
+        if enable is False:
+            if current is not None:
+                listeners.remove(current)
+            continue
+        if url is None and (current is not None or not enable):
+            continue
+        host, port, path = url if url is not None else (
+            (current.host, current.port, current.websocket.path) if current is not None else default)
+        websocket = current.websocket if current is not None else WebSocketConfig()
+        tls = None
+        if kind == "wss":
+            tls = current.tls if current is not None else next(
+                (listener.tls for listener in listeners if listener.name == "ssl"), None)
+            if tls is None:
+                raise _error(url_name if url is not None else enable_name, "listeners.wss",
+                             "wss needs a certificate: listeners.ssl or NANOMQ_TLS_CERT_PATH and NANOMQ_TLS_KEY_PATH")
+        replaced = ListenerConfig(kind, host, port, tls, replace(websocket, path=path))
+        if current is not None:
+            listeners[listeners.index(current)] = replaced
+        else:
+            listeners.append(replaced)
+
+
 def _http_bind(text: str) -> str:
     # NanoMQ's http_server ip_addr; accept a bare host, "host:port" or a URL's host part.
     rest = text.strip().partition("://")[2] or text.strip()
@@ -172,6 +213,7 @@ def apply_env(config: Config, env: Mapping[str, str], warnings: list[str]) -> Co
     if get("NANOMQ_TCP_ENABLE", "listeners.tcp.enable", units.to_bool) is False:
         listeners = [listener for listener in listeners if listener.name != "tcp"]
     _apply_tls(listeners, get, env, warnings)
+    _apply_websocket(listeners, get)
 
     auth = config.auth
     allow_anonymous = get("NANOMQ_ALLOW_ANONYMOUS", "auth.allow_anonymous", units.to_bool)
@@ -252,6 +294,7 @@ _TLS = frozenset({
     "NANOMQ_TLS_FAIL_IF_NO_PEER_CERT",
 })
 _APPLIED = _HTTP_SERVER | _TLS | frozenset({
+    "NANOMQ_WEBSOCKET_ENABLE", "NANOMQ_WEBSOCKET_URL", "NANOMQ_WEBSOCKET_TLS_ENABLE", "NANOMQ_WEBSOCKET_TLS_URL",
     "NANOMQ_ALLOW_ANONYMOUS",
     "NANOMQ_BROKER_URL", "NANOMQ_TCP_ENABLE", "NANOMQ_MAX_PACKET_SIZE", "NANOMQ_MSQ_LEN",
     "NANOMQ_QOS_DURATION", "NANOMQ_PROPERTY_SIZE", "NANOMQ_LOG_ROTATION_SIZE",

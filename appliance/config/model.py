@@ -25,13 +25,23 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
-class ListenerConfig:
-    """One MQTT listener: `listeners.tcp[.<name>] { bind }` or `listeners.ssl[.<name>] { ... }`."""
+class WebSocketConfig:
+    """The WebSocket part of `listeners.ws[.<name>]` / `listeners.wss[.<name>]`."""
 
-    name: str  # "tcp" / "ssl" for the unnamed ones, else "tcp.<name>" / "ssl.<name>"
+    path: str = "/mqtt"  # the path of bind = "host:port/path", NanoMQ's default
+    max_message_size: int | None = None  # bytes per WebSocket message (ours); None: max_packet_size + 64 KB
+    allowed_origins: tuple[str, ...] = ()  # browser Origins allowed to connect (ours); empty: any
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """One MQTT listener: `listeners.tcp|ssl|ws|wss[.<name>] { bind ... }`."""
+
+    name: str  # "tcp" / "ssl" / "ws" / "wss" for the unnamed ones, else "<kind>.<name>"
     host: str
     port: int  # 0 asks the OS for a free port (tests)
-    tls: TlsConfig | None = None  # set for ssl listeners
+    tls: TlsConfig | None = None  # set for ssl and wss listeners
+    websocket: WebSocketConfig | None = None  # set for ws and wss listeners
 
 
 @dataclass(frozen=True)

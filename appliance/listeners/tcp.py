@@ -15,7 +15,6 @@ import time
 
 import gevent
 from gevent import get_hub
-from gevent.ssl import SSLSocket
 from gevent.server import StreamServer
 
 from ..broker import hooks as reasons
@@ -71,10 +70,11 @@ class Connection:
         self._readable = None  # the io watcher that starts a reader when bytes arrive
         self._decoder = None
         # Plain TCP goes straight to the kernel's non-blocking socket; TLS needs gevent's
-        # wrapper, which waits cooperatively for the rest of a record.
-        tls_sock = isinstance(sock, SSLSocket)
-        self._raw_recv = None if tls_sock else sock._sock.recv
-        self._raw_send = None if tls_sock else sock._sock.send
+        # wrapper, which waits cooperatively for the rest of a record. A stream with
+        # pending() (TLS, WebSocket) holds bytes above the kernel and is used as a socket.
+        buffered = hasattr(sock, "pending")
+        self._raw_recv = None if buffered else sock._sock.recv
+        self._raw_send = None if buffered else sock._sock.send
         self._chunks: list[bytes] = []
         self._flush_scheduled = False
         self._writer = None  # the greenlet draining the queue while the socket is slow
@@ -360,7 +360,15 @@ class TcpListener:
             facts.update(C=common_name or "", d=subject or "")
             if self.config.tls.peer_cert_as_username == "cn":
                 cert_username = common_name
+        sock = self._stream(sock, address)
+        if sock is None:
+            return None
         return Connection(sock, address, self.broker, self._closed, cert_username, facts)
+
+    def _stream(self, sock, address):
+        """What MQTT bytes travel over: the socket itself here; ws.py upgrades it to a
+        WebSocket. None when that fails (the socket is then closed)."""
+        return sock
 
     def _closed(self, connection: Connection) -> None:
         self._connections.discard(connection)

@@ -1,0 +1,89 @@
+"""`listeners.ws` and `listeners.wss`: MQTT over WebSocket, as a TCP listener whose
+accepted sockets are upgraded before MQTT starts.
+
+Everything after the upgrade is the TCP listener's: the same `Connection`, codec, limits,
+auth, ACL, keepalive and hooks, reading and writing a `WebSocketStream` as it does a TLS
+socket. The upgrade runs in the accept handler, within connect_timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from . import websocket
+from .tcp import TcpListener
+
+log = logging.getLogger(__name__)
+
+# A WebSocket message carries at least one whole MQTT packet; beyond the largest packet
+# allowed, this much room for a client that packs small packets in beside it.
+MESSAGE_SLACK = 64 * 1024
+
+
+class WsListener(TcpListener):
+    """One `listeners.ws[.<name>]` or `listeners.wss[.<name>]` entry (TLS first for wss)."""
+
+    def __init__(self, config, broker, admission=None) -> None:
+        super().__init__(config, broker, admission)
+        settings = config.websocket
+        self._path = settings.path
+        self._origins = settings.allowed_origins
+        self.max_message_size = settings.max_message_size or broker.config.max_packet_size + MESSAGE_SLACK
+        self.upgrades = 0  # upgrades accepted
+        self.refused: Counter[str] = Counter()  # upgrades refused, by Refused.reason (or "timeout")
+
+    def start(self) -> None:
+        super().start()
+        scheme = "wss" if self.config.tls is not None else "ws"
+        host, port = self.address
+        log.info("MQTT listener %s serves %s://%s:%d%s", self.config.name, scheme, host, port, self._path)
+
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    def _stream(self, sock, address):
+        try:
+            accepted = websocket.upgrade(sock, self._path, self._origins, self.broker.config.connect_timeout)
+        except websocket.Refused as refused:
+            self.refused[refused.reason] += 1
+            log.info("WebSocket upgrade from %s:%s refused (%d): %s", address[0], address[1], refused.status, refused)
+            return None
+        except OSError as error:
+            self.refused["timeout" if isinstance(error, TimeoutError) else "socket"] += 1
+            log.info("WebSocket upgrade from %s:%s failed: %s", address[0], address[1], error)
+            return None
+        self.upgrades += 1
+        return websocket.WebSocketStream(sock, self.max_message_size, accepted.trailing)
+
+
+REFUSAL_REASONS = ("not_websocket", "path", "version", "origin", "subprotocol", "bad_request", "incomplete",
+                   "timeout", "socket")
+
+
+class WebSocketCollector(Collector):
+    """Per-listener WebSocket numbers, read at scrape time; every reason exists at 0."""
+
+    def __init__(self, listeners: list[WsListener]) -> None:
+        self._listeners = listeners
+
+    def collect(self):
+        open_now = GaugeMetricFamily("appliance_websocket_connections",
+                                     "WebSocket connections open now, by listener.", labels=["listener"])
+        upgrades = CounterMetricFamily("appliance_websocket_upgrades_total",
+                                       "WebSocket upgrades accepted, by listener.", labels=["listener"])
+        refused = CounterMetricFamily("appliance_websocket_upgrades_refused_total",
+                                      "WebSocket upgrades refused or failed, by listener and reason.",
+                                      labels=["listener", "reason"])
+        for listener in self._listeners:
+            name = listener.config.name
+            open_now.add_metric([name], listener.open_connections())
+            upgrades.add_metric([name], listener.upgrades)
+            for reason in REFUSAL_REASONS:
+                refused.add_metric([name, reason], listener.refused[reason])
+        yield open_now
+        yield upgrades
+        yield refused
