@@ -87,10 +87,14 @@ class Handshake:
         self._origins = {origin.lower().rstrip("/") for origin in allowed_origins}
         self._http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_SIZE)
         self._request: h11.Request | None = None
+        self._received = 0  # bytes fed so far: the request head, and frames sent after it
 
     def feed(self, data: bytes) -> Accepted | None:
         if not data:
             raise Refused(400, "the connection closed before the upgrade request was complete", "incomplete")
+        self._received += len(data)
+        if self._received > MAX_REQUEST_SIZE:
+            raise Refused(431, f"the upgrade request is over {MAX_REQUEST_SIZE} bytes", "bad_request")
         self._http.receive_data(data)
         while True:
             try:
@@ -302,14 +306,23 @@ class WebSocketStream:
         return self._sock.fileno()
 
     def shutdown(self, how: int) -> None:
-        """Say Close 1000, then shut the socket down (which wakes the reader with EOF)."""
-        if getcurrent() is get_hub():  # a loop callback or timer must not wait for the socket
-            gevent.spawn(self._close_and_shut_down, how)
+        """Say Close 1000, then shut the socket down (which wakes the reader with EOF).
+        Called from loop callbacks and timers too, which must not wait: the Close frame
+        goes out only if the socket takes it at once and no frame is half sent."""
+        if getcurrent() is get_hub():
+            if not self._send_lock.locked() and self._ws.state is ConnectionState.OPEN:
+                self._close_sent = True
+                self.close_code = self.close_code or CloseReason.NORMAL_CLOSURE
+                frame = self._ws.send(CloseConnection(code=CloseReason.NORMAL_CLOSURE))
+                self._sock.settimeout(0.0)  # gevent's send then raises instead of waiting
+                try:
+                    self._sock.send(frame)
+                except OSError:
+                    pass
+                finally:
+                    self._sock.settimeout(None)
         else:
-            self._close_and_shut_down(how)
-
-    def _close_and_shut_down(self, how: int) -> None:
-        self._send_close(CloseReason.NORMAL_CLOSURE)
+            self._send_close(CloseReason.NORMAL_CLOSURE)
         try:
             self._sock.shutdown(how)
         except OSError:
