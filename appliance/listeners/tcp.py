@@ -71,10 +71,11 @@ class Connection:
         self._decoder = None
         # Plain TCP goes straight to the kernel's non-blocking socket; TLS needs gevent's
         # wrapper, which waits cooperatively for the rest of a record. A stream with
-        # pending() (TLS, WebSocket) holds bytes above the kernel and is used as a socket.
+        # pending() (TLS, WebSocket) holds bytes above the kernel and is used as a socket;
+        # a WebSocket's send_nowait (a whole frame or nothing) takes the place of send.
         buffered = hasattr(sock, "pending")
         self._raw_recv = None if buffered else sock._sock.recv
-        self._raw_send = None if buffered else sock._sock.send
+        self._raw_send = getattr(sock, "send_nowait", None) if buffered else sock._sock.send
         self._chunks: list[bytes] = []
         self._flush_scheduled = False
         self._writer = None  # the greenlet draining the queue while the socket is slow

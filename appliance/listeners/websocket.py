@@ -208,6 +208,7 @@ class WebSocketStream:
         # Plain TCP: the kernel's non-blocking socket, so a read never waits. TLS: gevent's
         # wrapper, which waits cooperatively for the rest of a record.
         self._raw_recv = None if tls else sock._sock.recv
+        self._raw_send = None if tls else sock._sock.send
         self._tls = tls
         self._ws = WsConnection(ConnectionType.SERVER)
         self._max_message_size = max_message_size
@@ -279,6 +280,31 @@ class WebSocketStream:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def send_nowait(self, data: bytes) -> int:
+        """All of `data` as one frame, or nothing (0); never waits, so loop callbacks may call it.
+        Plain TCP only: what the kernel does not take of the frame is finished by a greenlet
+        under the send lock, so frames stay whole and in order. TLS always answers 0 (its
+        writer greenlet then does it, as for listeners.ssl)."""
+        if self._raw_send is None or self._send_lock.locked() or self._ws.state is not ConnectionState.OPEN:
+            return 0
+        frame = self._ws.send(Message(data=data))
+        try:
+            sent = self._raw_send(frame)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(frame):
+            self._send_lock.acquire()  # free, checked above; released by _finish_frame
+            gevent.spawn(self._finish_frame, memoryview(frame)[sent:])
+        return len(data)
+
+    def _finish_frame(self, rest) -> None:
+        try:
+            self._sock.sendall(rest)
+        except OSError:
+            pass  # the reader sees the socket fail and ends the connection
+        finally:
+            self._send_lock.release()
+
     def sendall(self, data: bytes) -> None:
         if self._ws.state is not ConnectionState.OPEN:
             return  # the WebSocket is closing: MQTT bytes can no longer be framed
@@ -310,7 +336,10 @@ class WebSocketStream:
         Called from loop callbacks and timers too, which must not wait: the Close frame
         goes out only if the socket takes it at once and no frame is half sent."""
         if getcurrent() is get_hub():
-            if not self._send_lock.locked() and self._ws.state is ConnectionState.OPEN:
+            if self._send_lock.locked():  # a frame is being finished: Close and shut down after it
+                gevent.spawn(self._close_and_shut_down, how)
+                return
+            if self._ws.state is ConnectionState.OPEN:
                 self._close_sent = True
                 self.close_code = self.close_code or CloseReason.NORMAL_CLOSURE
                 frame = self._ws.send(CloseConnection(code=CloseReason.NORMAL_CLOSURE))
@@ -321,8 +350,15 @@ class WebSocketStream:
                     pass
                 finally:
                     self._sock.settimeout(None)
+            self._shut_down_socket(how)
         else:
-            self._send_close(CloseReason.NORMAL_CLOSURE)
+            self._close_and_shut_down(how)
+
+    def _close_and_shut_down(self, how: int) -> None:
+        self._send_close(CloseReason.NORMAL_CLOSURE)
+        self._shut_down_socket(how)
+
+    def _shut_down_socket(self, how: int) -> None:
         try:
             self._sock.shutdown(how)
         except OSError:

@@ -212,3 +212,18 @@ def test_wss_close_handshake_over_tls(broker_factory, tmp_path):
     assert raw.ping(b"tls") == b"tls"
     raw.sock.sendall(masked_frame(0x1, b"text over tls"))
     assert raw.expect_close().code == 1003
+
+
+def test_a_subscriber_that_reads_late_gets_every_frame_whole_and_in_order(broker, mqtt):
+    """The broker's frames back up in the kernel (partial sends): none may be cut or reordered."""
+    reader = connected(broker.mqtt_ports["ws"], "late-reader")
+    reader.send(Subscribe(1, [Subscription("flood", 1)]))  # QoS 1: nothing dropped for being slow
+    reader.expect("SubAck")
+    publisher = mqtt(broker.mqtt_ports["tcp"], "flooder")
+    publisher.connect()
+    for i in range(400):  # 13 MB: more than loopback's socket buffers hold, so sends come up short
+        publisher.publish("flood", i.to_bytes(4, "big") * 8192, 1)
+    for i in range(400):
+        packet = reader.expect("Publish")
+        assert packet.payload == i.to_bytes(4, "big") * 8192
+    reader.close()
