@@ -237,8 +237,13 @@ class WebSocketStream:
                 self._closed = True
                 break
             self._receive(data)
-        data = bytes(self._inbound[:size])
-        del self._inbound[:size]
+        inbound = self._inbound
+        if len(inbound) <= size:  # the usual case: one copy, no slice
+            data = bytes(inbound)
+            inbound.clear()
+        else:
+            data = bytes(inbound[:size])
+            del inbound[:size]
         return data
 
     def pending(self) -> int:
