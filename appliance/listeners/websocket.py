@@ -286,10 +286,11 @@ class WebSocketStream:
     # -- writing -----------------------------------------------------------------------------
 
     def send_nowait(self, data: bytes) -> int:
-        """All of `data` as one frame, or nothing (0); never waits, so loop callbacks may call it.
-        Plain TCP only: what the kernel does not take of the frame is finished by a greenlet
-        under the send lock, so frames stay whole and in order. TLS always answers 0 (its
-        writer greenlet then does it, as for listeners.ssl)."""
+        """Frame `data` and hand it to the kernel without waiting, so loop callbacks may
+        call it: len(data) once the frame is committed (what the kernel did not take is
+        finished by a greenlet under the send lock, so frames stay whole and in order), 0
+        when it cannot start now (TLS, whose writer greenlet then sends as for
+        listeners.ssl; another frame still going out; the WebSocket closing)."""
         if self._raw_send is None or self._send_lock.locked() or self._ws.state is not ConnectionState.OPEN:
             return 0
         frame = self._ws.send(Message(data=data))

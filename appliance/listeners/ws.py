@@ -35,6 +35,7 @@ class WsListener(TcpListener):
         self.max_message_size = settings.max_message_size or broker.config.max_packet_size + MESSAGE_SLACK
         self.upgrades = 0  # upgrades accepted
         self.refused: Counter[str] = Counter()  # upgrades refused, by Refused.reason (or "timeout")
+        self.closes: Counter[int] = Counter()  # ended connections, by the Close status (1006: none)
 
     def start(self) -> None:
         super().start()
@@ -59,9 +60,16 @@ class WsListener(TcpListener):
         self.upgrades += 1
         return websocket.WebSocketStream(sock, self.max_message_size, accepted.trailing)
 
+    def _closed(self, connection) -> None:
+        super()._closed(connection)
+        self.closes[connection.sock.close_code or websocket.CloseReason.ABNORMAL_CLOSURE] += 1
+
 
 REFUSAL_REASONS = ("not_websocket", "path", "version", "origin", "subprotocol", "bad_request", "incomplete",
                    "timeout", "socket")
+# 1000 normal, 1001 going away, 1002 protocol error, 1003 text frame, 1006 dropped without a
+# Close, 1009 message too big; a peer's other codes are counted as they come.
+CLOSE_CODES = (1000, 1001, 1002, 1003, 1006, 1009)
 
 
 class WebSocketCollector(Collector):
@@ -78,12 +86,18 @@ class WebSocketCollector(Collector):
         refused = CounterMetricFamily("appliance_websocket_upgrades_refused_total",
                                       "WebSocket upgrades refused or failed, by listener and reason.",
                                       labels=["listener", "reason"])
+        closes = CounterMetricFamily("appliance_websocket_closes_total",
+                                     "WebSocket connections ended, by listener and Close status (1006: no Close).",
+                                     labels=["listener", "code"])
         for listener in self._listeners:
             name = listener.config.name
             open_now.add_metric([name], listener.open_connections())
             upgrades.add_metric([name], listener.upgrades)
             for reason in REFUSAL_REASONS:
                 refused.add_metric([name, reason], listener.refused[reason])
+            for code in sorted(set(CLOSE_CODES) | set(listener.closes)):
+                closes.add_metric([name, str(int(code))], listener.closes[code])
         yield open_now
         yield upgrades
         yield refused
+        yield closes

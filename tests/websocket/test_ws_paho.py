@@ -1,6 +1,8 @@
 """MQTT over WebSocket with paho-mqtt (transport="websockets"), MQTT 3.1.1 and 5, over ws
 and wss, against the broker subprocess: what a dashboard or app on the site sees."""
 
+import time
+
 import paho.mqtt.client as paho
 import pytest
 
@@ -176,3 +178,9 @@ def test_websocket_metrics_count_upgrades_by_listener(ws_broker):
     assert metric(broker, "appliance_websocket_upgrades_total", listener=name) == 1
     assert metric(broker, "appliance_websocket_connections", listener=name) == 1
     assert metric(broker, "appliance_connections") == 1  # the broker's own metrics count it too
+    client.disconnect()  # DISCONNECT: the broker ends it with Close 1000
+    deadline = time.monotonic() + TIMEOUT
+    while metric(broker, "appliance_websocket_closes_total", listener=name, code="1000") < 1:
+        assert time.monotonic() < deadline, "the close was never counted"
+        time.sleep(0.05)
+    assert metric(broker, "appliance_websocket_connections", listener=name) == 0
