@@ -72,7 +72,7 @@ class Connection:
         # Plain TCP goes straight to the kernel's non-blocking socket; TLS needs gevent's
         # wrapper, which waits cooperatively for the rest of a record. A stream with
         # pending() (TLS, WebSocket) holds bytes above the kernel and is used as a socket;
-        # a WebSocket's send_nowait (a whole frame or nothing) takes the place of send.
+        # a WebSocket's send_nowait (frames, never waits) takes the place of send.
         buffered = hasattr(sock, "pending")
         self._raw_recv = None if buffered else sock._sock.recv
         self._raw_send = getattr(sock, "send_nowait", None) if buffered else sock._sock.send
