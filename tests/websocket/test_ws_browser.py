@@ -19,7 +19,6 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-
 from tests.conftest import ROOT, TIMEOUT
 from ws_helpers import ws_listener
 
