@@ -2,6 +2,11 @@
 
 gevent patches the standard library first, before anything imports socket, ssl or
 threading (urllib3 among them), so every module below is cooperative without knowing it.
+
+Exit codes: 0 stopped cleanly, or check-config found the configuration valid; 2 the
+configuration is wrong, or names a file or directory that cannot be used (one line on
+stderr naming file, line and key); 1 a valid configuration the appliance could not start
+with, such as a listen address that is taken or not on this machine (one line).
 """
 
 from gevent import monkey
@@ -10,17 +15,21 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
+import sqlite3  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from . import __version__  # noqa: E402
-from .config import ConfigError, default_config_path, load_config  # noqa: E402
-from .logs import configure_logging  # noqa: E402
+from .config import ConfigError, StartupError, default_config_path, load_config  # noqa: E402
+from .logs import SecretFilter, configure_logging, configured_secrets  # noqa: E402
 
 log = logging.getLogger("appliance")
+
+EXIT_CONFIG, EXIT_START = 2, 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,37 +38,57 @@ def main(argv: list[str] | None = None) -> int:
                         help="start the broker (default) or only validate the configuration")
     parser.add_argument("--conf", metavar="PATH", default=None,
                         help="configuration file (default: $NANOMQ_CONF_PATH or etc/nanomq.conf)")
+    parser.add_argument("--old_conf", metavar="PATH", default=None,
+                        help="a file in NanoMQ's pre-0.14 key=value format (also recognised by --conf)")
+    parser.add_argument("--show", action="store_true",
+                        help="with check-config: print every key's value and where it came from")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
 
-    path = args.conf or default_config_path()
+    if args.old_conf is not None and args.conf is not None:
+        parser.error("give --conf or --old_conf, not both")
+    path = args.old_conf or args.conf or default_config_path()
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, old_format=True if args.old_conf else None)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     if args.command == "check-config":
         for warning in loaded.warnings:
             print(f"warning: {warning}", file=sys.stderr)
+        if args.show:
+            from .config.reference import effective
+
+            print("\n".join(effective(loaded, os.environ)))
         print(f"{path}: OK")
         return 0
 
-    configure_logging(loaded.config.log)
+    log_config = loaded.config.log
+    if "file" in log_config.to and log_config.dir.endswith("/"):
+        os.makedirs(log_config.dir, exist_ok=True)  # NanoMQ's rule; check-config found it creatable
+    configure_logging(log_config, SecretFilter(*configured_secrets(loaded.config)))
     for warning in loaded.warnings:
         log.warning("%s", warning)
-    return run(loaded.config)
+    return run(loaded)
 
 
-def run(config) -> int:
+def run(loaded) -> int:
     from .app import Appliance
+    from .store import StoreError
 
-    appliance = Appliance(config)
+    config = loaded.config
     try:
+        appliance = Appliance(config)
         appliance.start()
+    except StartupError as error:
+        return _fail(config, EXIT_CONFIG, str(loaded.error(error.path, error.problem)))
+    except StoreError as error:  # a corrupt or foreign store file, a spool_dir that is a file
+        return _fail(config, EXIT_CONFIG, str(loaded.error("webhook.queue.spool_dir", str(error))))
+    except sqlite3.DatabaseError as error:  # the spool file is corrupt or not a spool
+        problem = f"cannot open the spool in {config.webhook.queue.spool_dir}: {error}"
+        return _fail(config, EXIT_CONFIG, str(loaded.error("webhook.queue.spool_dir", problem)))
     except OSError as error:  # e.g. the port is taken: say so, no traceback
-        log.error("cannot start: %s", error)
-        print(f"error: cannot start: {error}", file=sys.stderr)
-        return 1
+        return _fail(config, EXIT_START, f"cannot start: {error}")
     log.info("appliance %s started with %s", __version__, config.source or "defaults")
     stop_requested = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -67,6 +96,15 @@ def run(config) -> int:
     stop_requested.wait()
     appliance.stop()
     return 0
+
+
+def _fail(config, code: int, message: str) -> int:
+    """Say why start-up failed once on stderr (the console log, or a plain line), and in the
+    log file if there is one."""
+    log.error("%s", message)
+    if "console" not in config.log.to:
+        print(f"error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

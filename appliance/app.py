@@ -1,14 +1,25 @@
 """One running appliance: the broker core, its listeners, the webhook stage and the HTTP
-server, started and stopped together."""
+server, built and wired here and started and stopped together.
+
+Wiring is explicit: the stats, the shared timers and access control are made once here
+and handed to each part that uses them; no part reaches through another for them.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 
+from .api import ApiV4, BrokerView
 from .broker import Broker
+from .broker.client import ClientSettings
+from .broker.durability import barrier
+from .broker.stats import BrokerStats
+from .broker.timers import Timers
 from .config.model import Config
 from .listeners.admission import Admission
-from .listeners.tcp import TcpListener
+from .listeners.gate import Gate
+from .listeners.tcp import TcpListener, Wiring
 from .metrics import HttpServer, create_registry
 
 log = logging.getLogger(__name__)
@@ -21,10 +32,15 @@ class Appliance:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.broker = Broker(config.mqtt, config.limits)
-        self.broker.access = _access_control(config, self.broker.stats)
+        self.stats = BrokerStats()
+        self.timers = Timers()
+        self.access = _access_control(config, self.stats)
+        self.broker = Broker(config.mqtt, config.limits, self.stats, self.timers)
         self.registry = create_registry(self.broker)
         self.webhook = None
+        # Parts whose records must be safe before a QoS 1/2 PUBLISH is acknowledged (the
+        # webhook spool); with none, acknowledgements go at once.
+        durables: list = []
         if config.webhook is not None:
             # Imported only when configured: urllib3 and the stage cost start-up time and
             # memory on boxes that do not use them.
@@ -32,20 +48,40 @@ class Appliance:
 
             self.webhook = WebhookStage(config.webhook, self.registry)
             self.broker.add_hooks(self.webhook)
-        admission = Admission(config.limits, self.broker.stats)  # shared: limits count every listener
-        self.listeners = [TcpListener(listener, self.broker, admission) for listener in config.listeners
+            if self.webhook.durable:
+                durables.append(self.webhook)
+        self.bridges = None
+        if config.bridges:
+            from .bridge.bridge import Bridges  # only with a bridges block, as the webhook stage
+
+            self.bridges = Bridges(config.bridges, self.broker, self.registry, config.mqtt.max_packet_size)
+        settings = ClientSettings(
+            config.mqtt, config.limits,
+            authenticates=self.access is not None,
+            disconnect_on_deny=self.access is not None and self.access.disconnect_on_deny,
+            barrier=barrier(durables),
+        )
+        wiring = Wiring(self.broker, settings, self.stats, self.timers, Gate(self.access),
+                        config.limits.max_outbox_bytes)
+        admission = Admission(config.limits, self.stats)  # shared: limits count every listener
+        self.listeners = [TcpListener(listener, wiring, admission) for listener in config.listeners
                           if listener.websocket is None]
         if any(listener.websocket is not None for listener in config.listeners):
             from .listeners.ws import WebSocketCollector, WsListener  # wsproto and h11 only when used
 
-            ws = [WsListener(listener, self.broker, admission) for listener in config.listeners
+            ws = [WsListener(listener, wiring, admission) for listener in config.listeners
                   if listener.websocket is not None]
             self.registry.register(WebSocketCollector(ws))
             self.listeners += ws
-        self.http = (HttpServer(config.http_server, self.registry, self.broker, self)
+        self.http = (HttpServer(config.http_server, self.registry, self.broker, self, self._api())
                      if config.http_server else None)
         self._accepting = False
         self._started = False
+
+    def _api(self) -> ApiV4:
+        # The hot-reload helper passes its reload() here; until then POST /api/v4/reload says
+        # it is not available.
+        return ApiV4(BrokerView(self.broker), lambda: self.config, reload=None)
 
     # Answers for /healthz and /readyz.
     def healthy(self) -> bool:
@@ -55,9 +91,13 @@ class Appliance:
         return self._accepting
 
     def start(self) -> None:
+        _large_buffers_back_to_the_os()
+        self.timers.start()
         self.broker.start()
         if self.webhook is not None:
             self.webhook.start()
+        if self.bridges is not None:
+            self.bridges.start()  # readiness never waits for an upstream
         for listener in self.listeners:
             listener.start()
         if self.http is not None:
@@ -65,14 +105,20 @@ class Appliance:
         self._started = self._accepting = True
 
     def stop(self) -> None:
-        """Stop accepting, disconnect clients, drain the webhook queue, stop serving HTTP."""
+        """Stop accepting, publish the wills now due, disconnect clients, drain the webhook
+        queue, stop serving HTTP."""
         log.info("shutting down")
         self._accepting = False
         for listener in self.listeners:
             listener.close()
-        self.broker.stop()
+        self.broker.shut_down()
         for listener in self.listeners:
             listener.stop(_CONNECTION_STOP_TIMEOUT)
+        if self.bridges is not None:
+            self.bridges.stop(_CONNECTION_STOP_TIMEOUT)
+        self.timers.stop()
+        if self.access is not None:
+            self.access.close()
         if self.webhook is not None:
             self.webhook.stop(self.config.webhook.drain_timeout)
         if self.http is not None:
@@ -80,7 +126,7 @@ class Appliance:
         log.info("stopped")
 
 
-def _access_control(config: Config, stats):
+def _access_control(config: Config, stats: BrokerStats):
     """None without an auth block: the broker then checks nothing at all."""
     if config.auth is None:
         return None
@@ -89,3 +135,15 @@ def _access_control(config: Config, stats):
 
     http = HttpAuth(config.auth.http, stats) if config.auth.http is not None else None
     return AccessControl(config.auth, http)
+
+
+def _large_buffers_back_to_the_os() -> None:
+    """Give every allocation of 128 KB or more (large payloads, a backlog's chunks) its own
+    mmap, so it goes back to the OS when freed. glibc otherwise raises that threshold after
+    the first such free and serves big payloads from the heap, which rarely shrinks: the
+    burst held for a subscriber that stopped reading would stay in RSS after it left."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD; setting it also stops the raising
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
+        pass

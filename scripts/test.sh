@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 # promtool and prometheus: the metrics tests lint /metrics and run a real scrape.
-if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+# mosquitto (and mosquitto_passwd): the bridge tests' upstream; the tests start their own.
+has_mosquitto() { command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; }
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! has_mosquitto; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        prometheus python3-venv >/dev/null
+        prometheus python3-venv mosquitto >/dev/null
 fi
 # chromium: the WebSocket test runs MQTT.js in a real headless browser.
 if ! command -v chromium >/dev/null; then

@@ -119,3 +119,10 @@ class ClientAcl:
             del self._cache[next(iter(self._cache))]  # the oldest
         self._cache[key] = (allowed, now + self._ttl)
         return allowed
+
+    def may_receive(self, topic: str) -> bool:
+        """Whether a message on `topic` may be delivered to this client: the subscribe
+        question for the topic itself (remembered like every other answer). A wildcard
+        subscription is granted unless a rule denies it whole, so this is what keeps a
+        `#` subscriber from seeing what it may not read."""
+        return self.allows(SUBSCRIBE, topic)

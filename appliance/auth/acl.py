@@ -3,9 +3,13 @@ the first rule that matches the client, the action and the topic decides.
 
 Topics in rules are filters and may hold `${username}` and `${clientid}`. A value that
 contains `+`, `#` or `/` is never substituted (the rule does not match), so a client
-cannot widen a rule by choosing its own name. For SUBSCRIBE, an allow rule must cover the
-whole requested filter, while a deny rule applies as soon as the two can match a common
-topic: `deny a/b` refuses a subscription to `a/+`.
+cannot widen a rule by choosing its own name.
+
+For SUBSCRIBE, a rule decides only a filter it covers whole, allow and deny alike, as
+mosquitto does: `deny secret/#` refuses `secret/#` and `secret/+/x`, but grants `#` and
+`+/+` (monitoring clients subscribe to `#`). What such a wildcard subscription may then
+receive is checked per message: the topic of each message, taken as a filter of its own,
+is asked the same question (`ClientAcl.may_receive`), so nothing denied is ever delivered.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def _topic_matches(rule: AclRule, rule_topic: str, client: ClientInfo, action: s
             return False
     if action == PUBLISH:
         return matches(rule_topic, topic)
-    return overlaps(rule_topic, topic) if not rule.permit else covers(rule_topic, topic)
+    return covers(rule_topic, topic)
 
 
 def _substitute(rule_topic: str, client: ClientInfo) -> str | None:
@@ -78,23 +82,6 @@ def covers(rule_filter: str, requested: str) -> bool:
         if level != "+" and level != levels[i]:
             return False
     return len(rule_levels) == len(levels)
-
-
-def overlaps(rule_filter: str, requested: str) -> bool:
-    """Some topic is matched by both filters."""
-    if _dollar_mismatch(rule_filter, requested):
-        return False
-    rule_levels, levels = rule_filter.split("/"), requested.split("/")
-    for i in range(max(len(rule_levels), len(levels))):
-        a = rule_levels[i] if i < len(rule_levels) else None
-        b = levels[i] if i < len(levels) else None
-        if a == "#" or b == "#":
-            return True
-        if a is None or b is None:
-            return False
-        if a != "+" and b != "+" and a != b:
-            return False
-    return True
 
 
 def _dollar_mismatch(a: str, b: str) -> bool:

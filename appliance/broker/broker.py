@@ -1,8 +1,12 @@
 """The routing core: sessions, the subscription tree, retained messages and wills.
 
-Everything here runs on the connection greenlets that call it; nothing blocks. The broker
-knows clients only through `Client` (protocol state of one connection) and never touches
-a socket.
+Everything here runs on the greenlet that calls it and never blocks. The broker talks to
+sessions only (`session.deliver`, `session.resend`); a session talks to the connection
+it is attached to through its `Link`. The broker never touches a connection's state: at
+a takeover it tells the old link `take_over()`, nothing more.
+
+Timers (session expiry, will delay, the retry of unacknowledged messages) are entries of
+the shared `Timers` heap, not greenlets; the broker keeps the handles of its own.
 """
 
 from __future__ import annotations
@@ -10,36 +14,37 @@ from __future__ import annotations
 import logging
 import time
 
-import gevent
-
 from ..config.model import LimitsConfig, MqttConfig
 from .hooks import BrokerHooks, ClientInfo
 from .message import Message
 from .retained import RetainedStore
-from .session import NEVER_EXPIRES, Session, SubscriptionOptions
+from .session import NEVER_EXPIRES, LastWill, Link, Session, SubscriptionOptions
 from .stats import BrokerStats
+from .timers import Timer, Timers
 from .topics import TopicTree, parse_shared
 
 log = logging.getLogger(__name__)
 
 
 class Broker:
-    """Routes messages between sessions; owns every session and subscription."""
+    """Routes messages between sessions; owns every session, subscription and will timer."""
 
-    def __init__(self, config: MqttConfig, limits: LimitsConfig | None = None, access=None) -> None:
+    def __init__(self, config: MqttConfig, limits: LimitsConfig, stats: BrokerStats, timers: Timers) -> None:
         self.config = config
-        self.limits = limits or LimitsConfig()
-        self.access = access  # an auth.AccessControl, or None: everyone may do anything
+        self.limits = limits
+        self.stats = stats  # read by the metrics collectors; the broker bumps its own counters
+        self._timers = timers
         self._retained_sizes: dict[str, int] = {}  # topic -> payload bytes, for max_retained_bytes
         self._retained_bytes = 0
         self._retained_recounted = 0.0
-        self.stats = BrokerStats()
         self.sessions: dict[str, Session] = {}
-        self.clients: set = set()  # connected clients (CONNACK success sent)
+        self._connected: set[Session] = set()  # sessions with a link (CONNACK success sent)
+        self._expiring: dict[Session, Timer] = {}  # offline sessions that end at a deadline
+        self._wills_due: dict[Session, tuple[Timer, LastWill]] = {}  # delayed wills
         self.subscriptions = TopicTree()
         self.retained = RetainedStore()
         self._hooks: list[BrokerHooks] = []
-        self._retry_loop = None
+        self._retry: Timer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -47,25 +52,30 @@ class Broker:
         self._hooks.append(hooks)
 
     def start(self) -> None:
-        self._retry_loop = gevent.spawn(self._retry_unacknowledged)
+        self._retry = self._timers.call_later(self.config.retry_interval, self._retry_unacknowledged)
 
-    def stop(self) -> None:
-        """Disconnect every client (v5: DISCONNECT 0x8B) and stop timers."""
-        if self._retry_loop is not None:
-            self._retry_loop.kill(block=False)
-        if self.access is not None:
-            self.access.close()
-        for client in list(self.clients):
-            client.shut_down()
-        for session in self.sessions.values():
-            for timer in (session.expiry_timer, session.will_timer):
-                if timer is not None:
-                    timer.kill(block=False)
+    def shut_down(self) -> None:
+        """The process is ending, and every session with it: publish the wills that are
+        now due (delayed ones included, as MQTT 5 says and mosquitto does) before the
+        listeners disconnect anyone, so connected subscribers still get them."""
+        if self._retry is not None:
+            self._retry.cancel()
+        for session, (timer, will) in list(self._wills_due.items()):
+            timer.cancel()
+            del self._wills_due[session]
+            self._publish_will(will)
+        for session in list(self._connected):
+            will = session.take_will()
+            if will is not None:
+                self._publish_will(will)
+        for timer in self._expiring.values():
+            timer.cancel()
+        self._expiring.clear()
 
     # -- numbers for metrics ---------------------------------------------------------
 
     def connection_count(self) -> int:
-        return len(self.clients)
+        return len(self._connected)
 
     def session_count(self) -> int:
         return len(self.sessions)
@@ -100,92 +110,116 @@ class Broker:
 
     # -- connections -----------------------------------------------------------------
 
-    def attach(self, client, clean_start: bool, expiry_interval: int) -> bool:
-        """Bind `client` to the session of its client id, taking over any connection that
-        holds it; returns whether an existing session was resumed."""
-        client_id = client.info.client_id
+    def attach(self, link: Link, client_id: str, clean_start: bool, expiry_interval: int,
+               will: LastWill | None) -> tuple[Session, bool]:
+        """Bind `link` to the session of `client_id`, taking over any connection that holds
+        it; returns the session and whether an existing one was resumed."""
         session = self.sessions.get(client_id)
-        if session is not None and session.client is not None:
-            old = session.client
-            session.client = None
-            old.session = None
-            old.take_over()
         if session is not None:
-            for timer in (session.expiry_timer, session.will_timer):
-                if timer is not None:
-                    timer.kill(block=False)
-            session.expiry_timer = session.will_timer = None
+            old = session.link
+            if old is not None:
+                self._connected.discard(session)
+                session.link = None
+                old_will = session.take_will()
+                # A new connection within the Will Delay Interval cancels a delayed will
+                # (MQTT 5 section 3.1.3.2.2); one without a delay is due now.
+                if old_will is not None and not old_will.delay:
+                    self._publish_will(old_will)
+                old.take_over()
+            self._cancel_timers(session)
             if clean_start:
                 self._end_session(session)
                 session = None
         resumed = session is not None
         if session is None:
-            session = Session(client_id, self.stats, self.config.max_mqueue_len)
+            session = Session(client_id, self.stats, self.config.max_mqueue_len, self.limits.max_queued_bytes)
             self.sessions[client_id] = session
         session.expiry_interval = expiry_interval
-        session.client = client
-        client.session = session
-        self.clients.add(client)
+        session.will = will
+        session.link = link
+        self._connected.add(session)
         self.stats.connections_accepted += 1
-        return resumed
+        return session, resumed
 
-    def detach(self, client) -> None:
-        """The connection of an accepted client is gone: publish its will (unless it said
-        goodbye properly), and end its session now or when it expires."""
-        self.clients.discard(client)
-        session = client.session
-        client.session = None
-        will = client.will
-        if session is None:  # taken over: the new connection owns the session now
-            # A new connection within the Will Delay Interval cancels a delayed will (MQTT 5
-            # section 3.1.3.2.2); one without a delay is due now.
-            if will is not None and not will.properties.get("will_delay_interval"):
-                self.publish(self._will_message(client), client.info)
+    def detach(self, session: Session, link: Link) -> None:
+        """The connection `link` of `session` is gone: publish its will (unless it said
+        goodbye properly), and end the session now or when it expires. Nothing happens if
+        the session was taken over meanwhile."""
+        if session.link is not link:
             return
-        session.client = None
+        session.link = None
+        self._connected.discard(session)
         expiry = session.expiry_interval
+        will = session.take_will()
         if will is not None:  # a normal DISCONNECT has already discarded it
-            delay = will.properties.get("will_delay_interval", 0)
+            delay = will.delay
             if delay and expiry:
                 delay = min(delay, expiry) if expiry != NEVER_EXPIRES else delay
-                session.will_timer = gevent.spawn_later(delay, self._publish_will, client, session)
+                self._wills_due[session] = (self._timers.call_later(delay, self._will_delay_over, session), will)
             else:
-                self.publish(self._will_message(client), client.info)
+                self._publish_will(will)
         if expiry == 0:
             self._end_session(session)
         elif expiry != NEVER_EXPIRES:
-            session.expiry_timer = gevent.spawn_later(expiry, self._expire_session, session)
+            self._expiring[session] = self._timers.call_later(expiry, self._expire_session, session)
 
-    def _publish_will(self, client, session: Session) -> None:
-        session.will_timer = None
-        self.publish(self._will_message(client), client.info)
+    def kick(self, client_id: str, reason: str, reason_code: int) -> bool:
+        """End the session of `client_id` and its connection, if any (an operator's
+        command): the connection closes with `reason_code` (v5 clients are told), its will
+        is published as for any connection the server closes, and the session does not
+        outlive it. False if there is no such session."""
+        session = self.sessions.get(client_id)
+        if session is None:
+            return False
+        session.expiry_interval = 0  # so detach() ends the session with the connection
+        if session.link is not None:
+            session.link.close(reason, reason_code)
+        else:
+            self._cancel_timers(session)
+            self._end_session(session)
+        return True
 
-    def _will_message(self, client) -> Message:
-        will = client.will
-        client.will = None
+    def _cancel_timers(self, session: Session) -> None:
+        timer = self._expiring.pop(session, None)
+        if timer is not None:
+            timer.cancel()
+        due = self._wills_due.pop(session, None)
+        if due is not None:
+            due[0].cancel()
+
+    def _will_delay_over(self, session: Session) -> None:
+        _, will = self._wills_due.pop(session)
+        self._publish_will(will)
+
+    def _publish_will(self, last_will: LastWill) -> None:
+        will, info = last_will.will, last_will.publisher
         properties = {k: v for k, v in will.properties.items() if k != "will_delay_interval"}
         expiry = properties.get("message_expiry_interval")
-        return Message(
-            will.topic, will.payload, will.qos, will.retain, client.info.client_id,
-            client.info.username, int(time.time() * 1000), properties,
-            time.monotonic() + expiry if expiry is not None else None,
-        )
+        self.publish(Message(
+            will.topic, will.payload, will.qos, will.retain, info.client_id, info.username,
+            int(time.time() * 1000), properties, time.monotonic() + expiry if expiry is not None else None,
+        ), info)
 
     def _expire_session(self, session: Session) -> None:
-        # A pending will is left to fire: detach() scheduled it no later than this, since a
-        # will is due when its session ends.
-        session.expiry_timer = None
-        if self.sessions.get(session.client_id) is session and session.client is None:
+        self._expiring.pop(session, None)
+        if self.sessions.get(session.client_id) is session and session.link is None:
             log.debug("session %s expired", session.client_id)
             self._end_session(session)
 
     def _end_session(self, session: Session) -> None:
+        # A will still waiting for its delay is due now: its session ends (detach set the
+        # delay no later than the expiry, so this is only the case of equal deadlines).
+        due = self._wills_due.pop(session, None)
+        if due is not None:
+            due[0].cancel()
+            self._publish_will(due[1])
         for topic_filter in session.subscriptions:
             group, plain_filter = parse_shared(topic_filter)
             self.subscriptions.remove(plain_filter, session.client_id, group)
         session.subscriptions.clear()
-        if session.pending:
-            self.stats.messages_dropped["session_ended"] += len(session.pending)
+        dropped = session.drop_queued()
+        if dropped:
+            self.stats.messages_dropped["session_ended"] += dropped
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
 
@@ -205,6 +239,9 @@ class Broker:
         group, plain_filter = parse_shared(topic_filter)
         self.subscriptions.remove(plain_filter, session.client_id, group)
         return True
+
+    def retained_matching(self, topic_filter: str) -> list[Message]:
+        return self.retained.matching(topic_filter)
 
     # -- routing ---------------------------------------------------------------------
 
@@ -295,7 +332,7 @@ class Broker:
         """Each share group gets one copy, round-robin over its connected members."""
         delivered = 0
         for members in groups:
-            candidates = [cid for cid in members if self.sessions[cid].client is not None] or list(members)
+            candidates = [cid for cid in members if self.sessions[cid].link is not None] or list(members)
             client_id = candidates[members.cursor % len(candidates)]
             members.cursor += 1
             options = members[client_id]
@@ -309,10 +346,7 @@ class Broker:
         """MQTT 3.1.1 clients get unacknowledged messages again after `retry_interval`
         (MQTT 5 forbids resending on a live connection)."""
         interval = self.config.retry_interval
-        while True:
-            gevent.sleep(interval)
-            for client in list(self.clients):
-                session = client.session
-                if client.protocol_version < 5 and session is not None and session.inflight:
-                    session.resend(older_than=interval)
-
+        for session in list(self._connected):
+            if session.inflight and session.link.protocol_version < 5:
+                session.resend(older_than=interval, now=self._timers.now)
+        self._retry = self._timers.call_later(interval, self._retry_unacknowledged)

@@ -1,9 +1,18 @@
-"""One client connection's protocol state: what to answer to each packet it sends.
+"""One client connection's protocol: bytes in, decisions and bytes out, no I/O.
 
-`Client` is fed decoded packets by the listener and answers through a transport with two
-operations, `write(bytes)` (queue, never blocks) and `close()` (flush, then close). It
-holds what belongs to the connection (version, limits, topic aliases, will); what outlives
-the connection belongs to its `Session`.
+`Client` is fed the bytes a socket read (`receive_data`), decodes them and decides what
+to answer; it writes through a `Transport` (`write` queues and never blocks, `has_room`
+says whether the outbox is under its byte budget, `close` flushes then closes). When a
+decision needs access control it does not ask it: `receive_data` returns a question
+(`questions.py`) and the connection waits, in AUTHENTICATING for a CONNECT, until the
+I/O shell hands the verdict to `answer`. Its state is `state.ConnectionState`: every
+inbound packet is checked against it, and anything after CLOSING is dropped and counted.
+
+What belongs to the connection lives here (version, negotiated limits, topic aliases,
+the ACL, acknowledgements waiting for the durability barrier); what outlives it (QoS
+state, subscriptions, the will) belongs to its `Session`, which it reaches only through
+the session's methods. It is the session's `Link`: the session decides what to send, the
+client encodes it.
 """
 
 from __future__ import annotations
@@ -11,76 +20,213 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
 
 from ..auth.acl import PUBLISH, SUBSCRIBE
+from ..config.model import LimitsConfig, MqttConfig
 from ..mqtt import reason_codes as rc
-from ..mqtt.codec import encode, publish_parts
+from ..mqtt.codec import MqttDecoder, encode, publish_parts
 from ..mqtt.errors import MqttError
 from ..mqtt.packets import (
     Auth, ConnAck, Connect, Disconnect, PingReq, PingResp, PubAck, PubComp, Publish, PubRec, PubRel,
     SubAck, Subscribe, UnsubAck, Unsubscribe,
 )
 from . import hooks as reasons
+from .durability import Barrier
 from .hooks import ClientInfo
 from .message import Message
-from .session import NEVER_EXPIRES, SubscriptionOptions
+from .questions import Authenticate, Authorize, AuthVerdict, Question
+from .session import NEVER_EXPIRES, LastWill, Session, SubscriptionOptions
+from .state import DROP, HOLD, INBOUND, ConnectionState, Event, State
+from .stats import BrokerStats
 from .topics import parse_shared, valid_topic_filter, valid_topic_name
 
 log = logging.getLogger(__name__)
 
 # Properties a publisher sets that travel with the message to subscribers.
 _FORWARDED = ("payload_format_indicator", "content_type", "response_topic", "correlation_data", "user_property")
-# QoS 0 messages to a client whose socket is this far behind are dropped, not buffered.
-MAX_PENDING_BYTES = 4 * 1024 * 1024
+# A payload part longer than this is queued as its own chunk, shared by every subscriber
+# (written with writev), instead of being copied into each subscriber's packet.
+_SHARED_TAIL = 4096
+_CONNECTED = State.CONNECTED
+_INBOUND = tuple(INBOUND[s] for s in State)  # indexed by state: no enum hashing per packet
+
+
+class Transport(Protocol):
+    """The I/O side of one connection (`listeners.tcp.Connection`, or a test's fake)."""
+
+    def write(self, data: bytes, tail: bytes | None = None) -> None:
+        """Queue one packet for sending (`tail`: a payload part shared with other
+        connections, queued as is); never blocks."""
+
+    def has_room(self) -> bool:
+        """Whether the queued bytes are under the outbox budget."""
+
+    def close(self) -> None:
+        """Send what is queued, then close."""
+
+
+class Router(Protocol):
+    """What a connection asks of the broker (`broker.Broker`)."""
+
+    def attach(self, link, client_id: str, clean_start: bool, expiry_interval: int,
+               will: LastWill | None) -> tuple[Session, bool]: ...
+    def detach(self, session: Session, link) -> None: ...
+    def publish(self, message: Message, publisher: ClientInfo | None) -> int: ...
+    def subscribe(self, session: Session, topic_filter: str, group: str | None, plain_filter: str,
+                  options: SubscriptionOptions) -> bool: ...
+    def unsubscribe(self, session: Session, topic_filter: str) -> bool: ...
+    def retained_matching(self, topic_filter: str) -> list[Message]: ...
+    def notify_connack(self, info: ClientInfo, reason_code: int) -> None: ...
+    def notify_disconnected(self, info: ClientInfo, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """What every connection of the appliance is configured with, built once by app.py."""
+
+    mqtt: MqttConfig
+    limits: LimitsConfig
+    authenticates: bool = False  # an auth block exists: each CONNECT waits for a verdict
+    disconnect_on_deny: bool = False  # auth.deny_action = disconnect
+    barrier: Barrier | None = None  # acknowledgements wait for these Durables; None: sent at once
 
 
 class Client:
     """Protocol decisions for one network connection, from CONNECT to close."""
 
-    def __init__(self, broker, transport, peer: tuple, cert_username: str | None = None,
-                 facts: dict | None = None) -> None:
-        self.broker = broker
+    __slots__ = ("_router", "transport", "_stats", "peer", "cert_username", "facts", "_mqtt", "_settings",
+                 "_state", "_decoder", "info", "_assigned_id", "protocol_version", "session", "acl",
+                 "_may_receive", "keepalive_timeout", "send_window", "max_outgoing_size", "has_room",
+                 "_aliases_in", "_aliases_out", "_alias_out_max", "_max_topic_length", "_max_topic_levels",
+                 "_short_topic", "_barrier", "_acks_waiting", "_resume", "_held", "_failure")
+
+    def __init__(self, router: Router, transport: Transport, settings: ClientSettings, stats: BrokerStats,
+                 peer: tuple, cert_username: str | None = None, facts: dict | None = None) -> None:
+        self._router = router
         self.transport = transport
+        self._stats = stats
         self.peer = peer
-        self.cert_username = cert_username  # a verified client certificate's CN (peer_cert_as_username)
-        self.facts = facts or {}  # what http_auth may ask about the connection: %p, %C, %d
-        self.acl = None  # a ClientAcl when an ACL applies to this client; None costs one check
+        self.cert_username = cert_username
+        self.facts = facts or {}
+        mqtt, limits = settings.mqtt, settings.limits
+        self._mqtt = mqtt
+        self._settings = settings
+        self._state = ConnectionState()
+        self._decoder = MqttDecoder(mqtt.max_packet_size)
         self.info: ClientInfo | None = None
+        self._assigned_id: str | None = None  # the client id we made up for an empty one
         self.protocol_version = 4
-        self.session = None
-        self.will = None
-        self.connected = False  # CONNACK success sent
-        self.closed = False
+        self.session: Session | None = None
+        self.acl = None  # a ClientAcl when an ACL applies to this client; None costs one check
+        self._may_receive = None  # the ACL's read check at delivery, when it has one
         self.keepalive_timeout: float | None = None  # seconds without a packet before closing
-        self.send_window = broker.config.max_inflight_window  # v5: the client's Receive Maximum
-        self.max_outgoing_size = broker.config.max_packet_size
+        self.send_window = mqtt.max_inflight_window  # v5: the client's Receive Maximum
+        self.max_outgoing_size = mqtt.max_packet_size
+        self.has_room = transport.has_room
         self._aliases_in: dict[int, str] = {}
         self._aliases_out: dict[str, int] = {}
         self._alias_out_max = 0
-        limits = broker.limits
         self._max_topic_length = limits.max_topic_length
         self._max_topic_levels = limits.max_topic_levels
         # A topic no longer than this is within both limits (N levels take N - 1 slashes).
         self._short_topic = min(limits.max_topic_length, limits.max_topic_levels - 1)
+        self._barrier = settings.barrier
+        self._acks_waiting: deque | None = deque() if settings.barrier is not None else None
+        self._resume = None  # (method, args) waiting for the answer to a question
+        self._held: deque | None = None  # packets that came while a question was open
+        self._failure: MqttError | None = None  # the decoder's error, after the held packets
+
+    @property
+    def state(self) -> State:
+        return self._state.state
+
+    @property
+    def closed(self) -> bool:
+        """CLOSING or CLOSED: nothing the peer sends is handled any more."""
+        return not self._state.open
 
     # -- input -----------------------------------------------------------------------
 
-    _handlers: dict = {}  # packet class -> method, filled in below the class
+    def receive_data(self, data: bytes) -> Question | None:
+        """Decode and handle what the socket read; a question for the shell, or None."""
+        try:
+            packets = self._decoder.feed(data)
+            failure = None
+        except MqttError as error:
+            packets, failure = error.packets, error  # what came before the bad bytes still counts
+        self._stats.packets_received += len(packets)
+        if self._resume is not None or self._held:
+            self._hold(packets)
+            self._failure = self._failure or failure
+            return None
+        receive = self._receive
+        for index, packet in enumerate(packets):
+            question = receive(packet)
+            if question is not None:
+                self._hold(packets[index + 1:])
+                self._failure = failure
+                return question
+        if failure is not None:
+            self._decoder_failed(failure)
+        return None
 
-    def handle(self, packet) -> None:
+    def answer(self, verdict) -> Question | None:
+        """The shell's verdict on the question `receive_data` (or `answer`) returned; goes
+        on with what was held meanwhile and returns the next question, or None."""
+        method, args = self._resume
+        self._resume = None
+        if self._state.open:
+            method(self, verdict, *args)
+        held = self._held
+        receive = self._receive
+        while held and self._resume is None:  # (None when nothing was held)
+            question = receive(held.popleft())
+            if question is not None:
+                return question
+        if self._resume is None and self._failure is not None:
+            failure, self._failure = self._failure, None
+            self._decoder_failed(failure)
+        return None
+
+    def _receive(self, packet) -> Question | None:
+        state = self._state.state
+        if state is not _CONNECTED:
+            action = _INBOUND[state]
+            if action is DROP:
+                self._stats.packets_dropped_closing += 1
+                return None
+            if action is HOLD:
+                self._hold((packet,))
+                return None
         handler = self._handlers.get(type(packet))
         if handler is None:
             self.protocol_error(f"unexpected {type(packet).__name__}", rc.PROTOCOL_ERROR)
-            return
-        handler(self, packet)
+            return None
+        return handler(self, packet)
+
+    def _hold(self, packets) -> None:
+        if self._held is None:
+            self._held = deque()
+        self._held.extend(packets)
+
+    def _ask(self, question: Question, method, *args) -> Question:
+        self._resume = (method, args)
+        return question
+
+    def _decoder_failed(self, error: MqttError) -> None:
+        if self._state.open:
+            self.protocol_violation(error)
 
     def protocol_violation(self, error: MqttError) -> None:
         """The decoder rejected the bytes: answer with the error's reason code and close."""
         if self.info is None and error.reason_code == rc.UNSUPPORTED_PROTOCOL_VERSION:
             # No session yet, so no hooks: answer in 3.1.1 form, as the spec says.
+            self._state.process(Event.CLOSE)
             self.transport.write(encode(ConnAck(rc.V3_UNACCEPTABLE_PROTOCOL_VERSION), 4))
             self.transport.close()
-            self.closed = True
             return
         reason = reasons.PACKET_TOO_LARGE if error.reason_code == rc.PACKET_TOO_LARGE else (
             reasons.MALFORMED_PACKET if error.reason_code == rc.MALFORMED_PACKET else reasons.PROTOCOL_ERROR)
@@ -91,45 +237,48 @@ class Client:
         log.info("closing %s (protocol error): %s", self.name(), why)
         self.close(reasons.PROTOCOL_ERROR, reason_code)
 
-    def connection_lost(self, reason: str) -> None:
-        """The socket closed, failed or timed out."""
-        if not self.closed:
-            log.debug("connection of %s lost: %s", self.name(), reason)
-        self.close(reason, rc.KEEP_ALIVE_TIMEOUT if reason == reasons.KEEPALIVE_TIMEOUT else None)
-
     # -- CONNECT ---------------------------------------------------------------------
 
-    def _on_connect(self, connect: Connect) -> None:
-        if self.info is not None:
+    def _on_connect(self, connect: Connect) -> Question | None:
+        if self._state.state is not State.CONNECTING:
             self.protocol_error("second CONNECT", rc.PROTOCOL_ERROR)
-            return
-        config = self.broker.config
+            return None
+        self._state.process(Event.CONNECT)
         self.protocol_version = version = connect.protocol_version
-        props = connect.properties
         client_id = connect.client_id
-        assigned = None
         if not client_id:
             if version == 5 or (version == 4 and connect.clean_start):
-                client_id = assigned = "auto-" + uuid.uuid4().hex
+                client_id = self._assigned_id = "auto-" + uuid.uuid4().hex
         username = self.cert_username or connect.username
         self.info = ClientInfo(client_id, username, version, connect.keepalive, self.peer)
         if not client_id:
             self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
-            return
+            return None
+        if not self._settings.authenticates:
+            self._accept(connect, connect.will)
+            return None
         will = connect.will
-        access = self.broker.access
-        if access is not None:
-            verdict = access.authenticate(self.info, connect.password, self.cert_username, self.facts)
-            if self.closed:  # e.g. the broker stopped while an auth server was asked
-                return
-            if verdict.reason_code:
-                self._refuse(verdict.reason_code, verdict.why)
-                return
-            self.acl = access.client_acl(self.info, verdict.superuser, self.facts)
-            if will is not None and self.acl is not None and not self.acl.allows(PUBLISH, will.topic):
-                log.info("%s: will topic not authorized, will discarded", self.name())
-                self.broker.stats.acl_denied["will"] += 1
-                will = None
+        return self._ask(Authenticate(self.info, connect.password, self.cert_username, self.facts,
+                                      will.topic if will is not None else None),
+                         Client._authenticated, connect)
+
+    def _authenticated(self, verdict: AuthVerdict, connect: Connect) -> None:
+        if verdict.reason_code:
+            self._refuse(verdict.reason_code, verdict.why)
+            return
+        self.acl = verdict.acl
+        self._may_receive = getattr(verdict.acl, "may_receive", None)
+        will = connect.will
+        if will is not None and not verdict.will_allowed:
+            log.info("%s: will topic not authorized, will discarded", self.name())
+            self._stats.acl_denied["will"] += 1
+            will = None
+        self._accept(connect, will)
+
+    def _accept(self, connect: Connect, will) -> None:
+        config = self._mqtt
+        version = self.protocol_version
+        props = connect.properties
         if version == 5:
             if props.get("receive_maximum", 1) == 0 or props.get("maximum_packet_size", 1) == 0:
                 self.protocol_error("Receive Maximum or Maximum Packet Size of 0", rc.PROTOCOL_ERROR)
@@ -143,9 +292,10 @@ class Client:
             expiry = 0 if connect.clean_start else NEVER_EXPIRES
         if connect.keepalive:
             self.keepalive_timeout = connect.keepalive * config.keepalive_multiplier
-        self.will = will
-        resumed = self.broker.attach(self, connect.clean_start, expiry)
-        self.connected = True
+        self._state.process(Event.ACCEPTED)
+        last_will = LastWill(will, self.info) if will is not None else None
+        self.session, resumed = self._router.attach(self, self.info.client_id, connect.clean_start, expiry,
+                                                    last_will)
         ack_props = {}
         if version == 5:
             ack_props = {
@@ -153,9 +303,9 @@ class Client:
                 "maximum_packet_size": config.max_packet_size,
                 "topic_alias_maximum": config.max_topic_alias,
             }
-            if assigned:
-                ack_props["assigned_client_identifier"] = assigned
-        self.broker.notify_connack(self.info, rc.SUCCESS)
+            if self._assigned_id:
+                ack_props["assigned_client_identifier"] = self._assigned_id
+        self._router.notify_connack(self.info, rc.SUCCESS)
         self.send(ConnAck(rc.SUCCESS, resumed, ack_props))
         log.debug("%s connected (v%d, %s session)", self.name(), version, "resumed" if resumed else "new")
         if resumed:
@@ -164,53 +314,65 @@ class Client:
 
     def _refuse(self, reason_code: int, why: str) -> None:
         log.info("refusing %s: %s", self.name(), why)
-        self.broker.stats.connections_refused[rc_name(reason_code)] += 1
-        self.broker.notify_connack(self.info, reason_code)
+        self._stats.connections_refused[rc_name(reason_code)] += 1
+        self._router.notify_connack(self.info, reason_code)
         code = reason_code if self.protocol_version == 5 else rc.V5_TO_V3_CONNACK.get(reason_code, rc.V3_SERVER_UNAVAILABLE)
         self.send(ConnAck(code))
-        self.close(reasons.CONNACK_REFUSED)
+        self._close(Event.REFUSED, reasons.CONNACK_REFUSED, None)
 
     # -- PUBLISH from the client -----------------------------------------------------
 
-    def _on_publish(self, publish: Publish) -> None:
+    def _on_publish(self, publish: Publish) -> Question | None:
         topic = publish.topic
         props = publish.properties
         if props:
             alias = props.get("topic_alias")
             if alias is not None:
-                if not 0 < alias <= self.broker.config.max_topic_alias:
+                if not 0 < alias <= self._mqtt.max_topic_alias:
                     self.protocol_error(f"topic alias {alias} out of range", rc.TOPIC_ALIAS_INVALID)
-                    return
+                    return None
                 if topic:
                     self._aliases_in[alias] = topic
                 else:
                     topic = self._aliases_in.get(alias)
                     if topic is None:
                         self.protocol_error(f"unknown topic alias {alias}", rc.PROTOCOL_ERROR)
-                        return
+                        return None
         if not valid_topic_name(topic):
             self.protocol_error(f"invalid topic name {topic!r}", rc.TOPIC_NAME_INVALID)
-            return
+            return None
         if len(topic) > self._short_topic and self._topic_too_big(topic):
             self.protocol_error("topic name over limits.max_topic_length or max_topic_levels", rc.TOPIC_NAME_INVALID)
-            return
-        qos = publish.qos
-        self.broker.stats.messages_received[qos] += 1
-        acl = self.acl
-        if acl is not None and not acl.allows(PUBLISH, topic):
+            return None
+        self._stats.messages_received[publish.qos] += 1
+        if self.acl is not None:
+            return self._ask(Authorize(self.acl, PUBLISH, (topic,)), Client._publish_authorized, publish, topic)
+        self._route(publish, topic)
+        return None
+
+    def _publish_authorized(self, allowed: tuple, publish: Publish, topic: str) -> None:
+        if allowed[0]:
+            self._route(publish, topic)
+        else:
             self._deny_publish(publish)
-            return
-        if props and len(props.get("user_property", ())) > self.broker.config.property_size:
-            self.broker.stats.messages_dropped["too_many_properties"] += 1
+
+    def _route(self, publish: Publish, topic: str) -> None:
+        qos = publish.qos
+        props = publish.properties
+        if props and len(props.get("user_property", ())) > self._mqtt.property_size:
+            self._stats.messages_dropped["too_many_properties"] += 1
             if qos:  # v5 only: properties do not exist before
-                self.send((PubAck if qos == 1 else PubRec)(publish.packet_id, rc.IMPLEMENTATION_SPECIFIC_ERROR))
+                self._ack(encode((PubAck if qos == 1 else PubRec)(publish.packet_id, rc.IMPLEMENTATION_SPECIFIC_ERROR),
+                                 5), False)
             return
-        if qos == 2 and publish.packet_id in self.session.awaiting_release:
-            self.send(PubRec(publish.packet_id))  # a resend: already routed once
-            return
-        if qos == 2 and len(self.session.awaiting_release) >= self.broker.config.max_inflight_window:
-            self.protocol_error("receive maximum exceeded", rc.RECEIVE_MAXIMUM_EXCEEDED)
-            return
+        if qos == 2:
+            seen = self.session.incoming_qos2(publish.packet_id, self._mqtt.max_inflight_window)
+            if seen == "duplicate":
+                self._ack(encode(PubRec(publish.packet_id), self.protocol_version), False)  # routed once already
+                return
+            if seen == "full":
+                self.protocol_error("receive maximum exceeded", rc.RECEIVE_MAXIMUM_EXCEEDED)
+                return
         expires_at = None
         forwarded = {}
         if props:
@@ -221,41 +383,61 @@ class Client:
         info = self.info
         message = Message(topic, publish.payload, qos, publish.retain, info.client_id, info.username,
                           int(time.time() * 1000), forwarded, expires_at)
-        reached = self.broker.publish(message, info)
+        reached = self._router.publish(message, info)
         if qos == 1:
             if reached or self.protocol_version < 5:  # the common answer, without the encoder
-                self.transport.write(b"\x40\x02" + publish.packet_id.to_bytes(2, "big"))
+                self._ack(b"\x40\x02" + publish.packet_id.to_bytes(2, "big"), True)
             else:
-                self.send(PubAck(publish.packet_id, rc.NO_MATCHING_SUBSCRIBERS))
+                self._ack(encode(PubAck(publish.packet_id, rc.NO_MATCHING_SUBSCRIBERS), 5), True)
         elif qos == 2:
-            self.session.awaiting_release.add(publish.packet_id)
             code = rc.NO_MATCHING_SUBSCRIBERS if not reached and self.protocol_version == 5 else rc.SUCCESS
-            self.send(PubRec(publish.packet_id, code))
+            self._ack(encode(PubRec(publish.packet_id, code), self.protocol_version), True)
+
+    def _ack(self, data: bytes, routed: bool) -> None:
+        """Send a PUBACK/PUBREC: at once without a durability barrier; otherwise once the
+        barrier confirms what was routed, in the order the PUBLISHes came."""
+        waiting = self._acks_waiting
+        if waiting is None:
+            self.transport.write(data)
+            return
+        entry = [data, not routed]
+        waiting.append(entry)
+        if routed:
+            self._barrier.when_durable(lambda: self._durable(entry))
+        elif len(waiting) == 1:
+            self._durable(entry)
+
+    def _durable(self, entry: list) -> None:
+        entry[1] = True
+        waiting = self._acks_waiting
+        while waiting and waiting[0][1]:
+            data = waiting.popleft()[0]
+            if self._state.state is _CONNECTED:  # a closed connection's acks are dropped
+                self.transport.write(data)
 
     def _deny_publish(self, publish: Publish) -> None:
         """auth.deny_action: disconnect, or refuse this one message (v5 says why; v3 cannot)."""
-        self.broker.stats.acl_denied["publish"] += 1
+        self._stats.acl_denied["publish"] += 1
         log.info("%s: publish to %r not authorized", self.name(), publish.topic)
-        if self.broker.access.disconnect_on_deny:
+        if self._settings.disconnect_on_deny:
             self.close(reasons.NOT_AUTHORIZED, rc.NOT_AUTHORIZED)
         elif publish.qos == 1:
-            self.send(PubAck(publish.packet_id, rc.NOT_AUTHORIZED))
+            self._ack(encode(PubAck(publish.packet_id, rc.NOT_AUTHORIZED), self.protocol_version), False)
         elif publish.qos == 2:
-            self.send(PubRec(publish.packet_id, rc.NOT_AUTHORIZED))
+            self._ack(encode(PubRec(publish.packet_id, rc.NOT_AUTHORIZED), self.protocol_version), False)
 
     def _topic_too_big(self, topic: str) -> bool:
         """Whether a topic name or filter is over limits.max_topic_length or max_topic_levels (counted)."""
         if len(topic) > self._max_topic_length:
-            self.broker.stats.limits_hit["max_topic_length"] += 1
+            self._stats.limits_hit["max_topic_length"] += 1
             return True
         if topic.count("/") >= self._max_topic_levels:
-            self.broker.stats.limits_hit["max_topic_levels"] += 1
+            self._stats.limits_hit["max_topic_levels"] += 1
             return True
         return False
 
     def _on_pubrel(self, pubrel: PubRel) -> None:
-        known = pubrel.packet_id in self.session.awaiting_release
-        self.session.awaiting_release.discard(pubrel.packet_id)
+        known = self.session.release(pubrel.packet_id)
         code = rc.SUCCESS if known or self.protocol_version < 5 else rc.PACKET_IDENTIFIER_NOT_FOUND
         self.send(PubComp(pubrel.packet_id, code))
 
@@ -267,7 +449,7 @@ class Client:
     def _on_pubrec(self, pubrec: PubRec) -> None:
         if pubrec.reason_code >= 0x80:  # v5: the receiver refused it; the exchange ends
             self.session.acknowledge(pubrec.packet_id)
-        elif self.session.release(pubrec.packet_id) or self.protocol_version == 5:
+        elif self.session.received(pubrec.packet_id) or self.protocol_version == 5:
             self.send_pubrel(pubrec.packet_id)
 
     def _on_pubcomp(self, pubcomp: PubComp) -> None:
@@ -275,55 +457,70 @@ class Client:
 
     # -- SUBSCRIBE / UNSUBSCRIBE -----------------------------------------------------
 
-    def _on_subscribe(self, subscribe) -> None:
-        identifiers = subscribe.properties.get("subscription_identifier") or [None]
-        identifier = identifiers[0]
+    def _on_subscribe(self, subscribe: Subscribe) -> Question | None:
+        """Check each filter; those that pass go to the ACL (one question for all), then
+        `_subscribe_authorized` subscribes and answers."""
         v5 = self.protocol_version == 5
-        acl = self.acl
-        max_subscriptions = self.broker.limits.max_subscriptions
-        codes = []
-        retained = []
+        entries = []  # per filter: a refusal code, or (subscription, group, plain filter)
         for sub in subscribe.subscriptions:
             try:
                 group, plain_filter = parse_shared(sub.topic_filter)
             except ValueError:
                 group, plain_filter = None, ""
-            if not valid_topic_filter(plain_filter):
-                codes.append(rc.TOPIC_FILTER_INVALID if v5 else 0x80)
-                continue
-            if self._topic_too_big(sub.topic_filter):
-                codes.append(rc.TOPIC_FILTER_INVALID if v5 else 0x80)
+            if not valid_topic_filter(plain_filter) or self._topic_too_big(sub.topic_filter):
+                entries.append(rc.TOPIC_FILTER_INVALID if v5 else 0x80)
                 continue
             if group is not None and sub.no_local:
                 self.protocol_error("No Local on a shared subscription", rc.PROTOCOL_ERROR)
-                return
-            if acl is not None and not acl.allows(SUBSCRIBE, plain_filter):
-                self.broker.stats.acl_denied["subscribe"] += 1
+                return None
+            entries.append((sub, group, plain_filter))
+        if self.acl is None:
+            self._subscribe_authorized(None, subscribe, entries)
+            return None
+        topics = tuple(entry[2] for entry in entries if not isinstance(entry, int))
+        return self._ask(Authorize(self.acl, SUBSCRIBE, topics), Client._subscribe_authorized, subscribe, entries)
+
+    def _subscribe_authorized(self, allowed: tuple | None, subscribe: Subscribe, entries: list) -> None:
+        identifiers = subscribe.properties.get("subscription_identifier") or [None]
+        identifier = identifiers[0]
+        v5 = self.protocol_version == 5
+        max_subscriptions = self._settings.limits.max_subscriptions
+        session = self.session
+        verdicts = iter(allowed or ())
+        codes = []
+        retained = []
+        for entry in entries:
+            if isinstance(entry, int):
+                codes.append(entry)
+                continue
+            sub, group, plain_filter = entry
+            if allowed is not None and not next(verdicts):
+                self._stats.acl_denied["subscribe"] += 1
                 log.info("%s: subscribe to %r not authorized", self.name(), sub.topic_filter)
-                if self.broker.access.disconnect_on_deny:
+                if self._settings.disconnect_on_deny:
                     self.close(reasons.NOT_AUTHORIZED, rc.NOT_AUTHORIZED)
                     return
                 codes.append(rc.NOT_AUTHORIZED if v5 else 0x80)
                 continue
-            if max_subscriptions and len(self.session.subscriptions) >= max_subscriptions \
-                    and sub.topic_filter not in self.session.subscriptions:
-                self.broker.stats.limits_hit["max_subscriptions"] += 1
+            if max_subscriptions and len(session.subscriptions) >= max_subscriptions \
+                    and sub.topic_filter not in session.subscriptions:
+                self._stats.limits_hit["max_subscriptions"] += 1
                 codes.append(rc.QUOTA_EXCEEDED if v5 else 0x80)
                 continue
             qos = min(sub.qos, 2)
             options = SubscriptionOptions(qos, sub.no_local, sub.retain_as_published, identifier)
-            existed = self.broker.subscribe(self.session, sub.topic_filter, group, plain_filter, options)
+            existed = self._router.subscribe(session, sub.topic_filter, group, plain_filter, options)
             codes.append(qos)
             if group is None and (sub.retain_handling == 0 or (sub.retain_handling == 1 and not existed)):
-                retained.extend((m, qos, identifier) for m in self.broker.retained.matching(plain_filter))
+                retained.extend((m, qos, identifier) for m in self._router.retained_matching(plain_filter))
         self.send(SubAck(subscribe.packet_id, codes))
         for message, granted, ident in retained:
             qos = message.qos if message.qos < granted else granted
-            self.session.deliver(message, qos, True, (ident,) if ident else ())
+            session.deliver(message, qos, True, (ident,) if ident else ())
 
-    def _on_unsubscribe(self, unsubscribe) -> None:
+    def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> None:
         codes = [
-            rc.SUCCESS if self.broker.unsubscribe(self.session, f) else rc.NO_SUBSCRIPTION_EXISTED
+            rc.SUCCESS if self._router.unsubscribe(self.session, f) else rc.NO_SUBSCRIPTION_EXISTED
             for f in unsubscribe.topic_filters
         ]
         self.send(UnsubAck(unsubscribe.packet_id, codes))
@@ -335,19 +532,17 @@ class Client:
 
     def _on_disconnect(self, disconnect: Disconnect) -> None:
         expiry = disconnect.properties.get("session_expiry_interval")
-        if expiry is not None and self.session is not None:
-            if self.session.expiry_interval == 0 and expiry != 0:
-                self.protocol_error("Session Expiry set at DISCONNECT after 0 at CONNECT", rc.PROTOCOL_ERROR)
-                return
-            self.session.expiry_interval = expiry
+        if expiry is not None and not self.session.update_expiry(expiry):
+            self.protocol_error("Session Expiry set at DISCONNECT after 0 at CONNECT", rc.PROTOCOL_ERROR)
+            return
         if disconnect.reason_code != rc.DISCONNECT_WITH_WILL_MESSAGE:
-            self.will = None  # a normal DISCONNECT discards the will; 0x04 keeps it
+            self.session.take_will()  # a normal DISCONNECT discards the will; 0x04 keeps it
         self.close(reasons.NORMAL)
 
     def _on_auth(self, _auth) -> None:
         self.protocol_error("AUTH without an authentication method", rc.PROTOCOL_ERROR)
 
-    # -- output ----------------------------------------------------------------------
+    # -- output (the session's Link) -------------------------------------------------
 
     def send(self, packet) -> None:
         self.transport.write(encode(packet, self.protocol_version))
@@ -356,15 +551,23 @@ class Client:
         self.send(PubRel(packet_id))
 
     def send_publish(self, message: Message, qos: int, retain: bool, subscription_ids: tuple,
-                     packet_id: int | None, dup: bool) -> None:
-        if qos == 0 and self.transport.pending_bytes > MAX_PENDING_BYTES:
-            self.broker.stats.messages_dropped["slow_subscriber"] += 1
-            return
+                     packet_id: int | None, dup: bool) -> bool:
+        if self._state.state is not _CONNECTED:
+            return False
+        if qos == 0 and not self.has_room():
+            self._stats.messages_dropped["slow_subscriber"] += 1
+            return False
+        if self._may_receive is not None and not self._may_receive(message.topic):
+            # The ACL's read permission (hardening): the one place deliveries are checked.
+            self._stats.acl_denied["receive"] += 1
+            return False
         version = self.protocol_version
         if version == 5 and (message.expires_at is not None or subscription_ids or self._alias_out_max):
             data = self._encode_v5_publish(message, qos, retain, subscription_ids, packet_id, dup)
             if data is None:
-                return
+                return False
+            size = len(data)
+            tail = None
         else:  # the same bytes for every such subscriber: encode once per message
             key = (version == 5, qos, retain)
             wire = message.wire
@@ -377,14 +580,19 @@ class Client:
             head, tail = parts
             if dup:
                 head = bytes((head[0] | 0x08,)) + head[1:]
-            data = head + packet_id.to_bytes(2, "big") + tail if qos else head + tail
-        if len(data) > self.max_outgoing_size:
-            self.broker.stats.messages_dropped["too_large"] += 1
-            if packet_id is not None:
-                self.session.inflight.pop(packet_id, None)
-            return
-        self.broker.stats.messages_sent[qos] += 1
-        self.transport.write(data)
+            if qos:
+                head += packet_id.to_bytes(2, "big")
+            size = len(head) + len(tail)
+            if len(tail) <= _SHARED_TAIL:
+                data, tail = head + tail, None
+            else:
+                data = head
+        if size > self.max_outgoing_size:
+            self._stats.messages_dropped["too_large"] += 1
+            return False
+        self._stats.messages_sent[qos] += 1
+        self.transport.write(data, tail)
+        return True
 
     def _encode_v5_publish(self, message: Message, qos: int, retain: bool, subscription_ids: tuple,
                            packet_id: int | None, dup: bool) -> bytes | None:
@@ -395,9 +603,7 @@ class Client:
         if message.expires_at is not None:
             remaining = message.expires_at - time.monotonic()
             if remaining <= 0:
-                self.broker.stats.messages_dropped["expired"] += 1
-                if packet_id is not None:
-                    self.session.inflight.pop(packet_id, None)
+                self._stats.messages_dropped["expired"] += 1
                 return None
             properties["message_expiry_interval"] = int(remaining + 0.999)
         if subscription_ids:
@@ -412,30 +618,62 @@ class Client:
                 properties["topic_alias"] = alias
         return encode(Publish(topic, message.payload, qos, retain, dup, packet_id, properties), 5)
 
+    def outbox_drained(self) -> None:
+        """The transport's queue fell back under its budget: messages waiting in the
+        session may go now."""
+        if self._state.state is _CONNECTED:
+            self.session.pump()
+
+    # -- deadlines (checked by the listener's timers) --------------------------------
+
+    def connect_overdue(self) -> None:
+        """No CONNECT within mqtt.connect_timeout."""
+        if self._state.state is State.CONNECTING:
+            self._stats.limits_hit["connect_timeout"] += 1
+            self.close(reasons.KEEPALIVE_TIMEOUT)
+
+    def keepalive_expired(self) -> None:
+        self.close(reasons.KEEPALIVE_TIMEOUT, rc.KEEP_ALIVE_TIMEOUT)
+
     # -- closing ---------------------------------------------------------------------
 
     def take_over(self) -> None:
-        """Another connection claimed this client id (called with the session detached)."""
-        self.close(reasons.TAKEN_OVER, rc.SESSION_TAKEN_OVER)
+        """Another connection claimed this client id (the broker already moved the session)."""
+        self._close(Event.TAKEN_OVER, reasons.TAKEN_OVER, rc.SESSION_TAKEN_OVER)
 
     def shut_down(self) -> None:
         self.close(reasons.SERVER_SHUTDOWN, rc.SERVER_SHUTTING_DOWN)
 
     def close(self, reason: str, reason_code: int | None = None) -> None:
         """End the connection once: tell a v5 client why, clean up, fire the hook."""
-        if self.closed:
+        self._close(Event.CLOSE, reason, reason_code)
+
+    def _close(self, event: Event, reason: str, reason_code: int | None) -> None:
+        if not self._state.open:
             return
-        self.closed = True
-        if reason_code is not None and self.connected and self.protocol_version == 5:
-            self.send(Disconnect(reason_code))
-        elif reason_code is not None and self.info is not None and not self.connected \
-                and self.protocol_version == 5 and reason_code >= 0x80:
-            self.send(ConnAck(reason_code))  # v5 CONNECT that failed before acceptance
+        was = self._state.state
+        self._state.process(event)
+        if reason_code is not None and self.protocol_version == 5:
+            if was is _CONNECTED:
+                self.send(Disconnect(reason_code))
+            elif was is State.AUTHENTICATING and reason_code >= 0x80:
+                self.send(ConnAck(reason_code))  # v5 CONNECT that failed before acceptance
         self.transport.close()
-        if self.connected:
-            self.broker.detach(self)
+        if was is _CONNECTED:
+            self._router.detach(self.session, self)
         if self.info is not None:
-            self.broker.notify_disconnected(self.info, reason)
+            self._router.notify_disconnected(self.info, reason)
+
+    def connection_lost(self, reason: str) -> None:
+        """The transport is gone (EOF, an error, or the end of our own close)."""
+        if self._state.state is State.CLOSED:
+            return
+        if self._state.open:
+            log.debug("connection of %s lost: %s", self.name(), reason)
+            self.close(reason)
+        self._state.process(Event.TRANSPORT_CLOSED)
+        if self._acks_waiting:
+            self._acks_waiting.clear()
 
     def name(self) -> str:
         """The client id ("?" before CONNECT) and peer address as id@host:port, for logs."""

@@ -8,6 +8,7 @@ metrics count). Exceptions from hooks are logged and swallowed by the broker.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Protocol
 
 from .message import Message
 
@@ -22,6 +23,7 @@ PACKET_TOO_LARGE = "packet_too_large"
 SERVER_SHUTDOWN = "server_shutdown"
 CONNACK_REFUSED = "connack_refused"  # the CONNECT was refused; follows a failed connack
 NOT_AUTHORIZED = "not_authorized"  # deny_action = disconnect
+KICKED = "kicked"  # an operator's DELETE /api/v4/clients/{clientid}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +51,13 @@ class BrokerHooks:
     def on_message_publish(self, client: ClientInfo | None, message: Message) -> None:
         """A message is about to be routed: PUBLISH from a client, or a will message
         (`client` is the dead client's info). Not called for retained deliveries."""
+
+
+class Durable(Protocol):
+    """A part that records changes and can say when they are safe (the webhook spool, the
+    persistence store). app.py gives the broker's connections the list of them; a QoS 1/2
+    PUBLISH is acknowledged only once every one has made it durable."""
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from the gevent loop / a greenlet, never a foreign thread) once every
+        change recorded before this call is durable. May call it at once when nothing is pending."""

@@ -1,9 +1,15 @@
-"""A client's session: its subscriptions and the QoS 1/2 state that outlives a connection.
+"""A client's session: its subscriptions, its will and the QoS state that outlives a connection.
 
-Outgoing QoS 1/2 messages are either in flight (sent, packet id assigned, awaiting the
-acknowledgement) or pending (waiting for the in-flight window, or for the client to come
-back). The pending queue is bounded: when it is full the oldest message is dropped and
-counted, so a slow or absent subscriber never holds the broker's memory hostage.
+The session owns all of a client's QoS state: the packet ids it hands out, the messages
+in flight (sent, awaiting the acknowledgement), the pending queue (waiting for the
+in-flight window, for room in the connection's outbox, or for the client to come back)
+and the ids of incoming QoS 2 messages awaiting PUBREL. It decides what to send and
+hands it to its `Link` (the connection it is attached to), which only encodes and writes.
+
+Pending messages are references to the routed `Message`, never encoded copies; they
+are encoded when the link has room. The queue is bounded by `max_queue_len` messages and
+`max_queue_bytes` payload bytes: when full, the oldest message is dropped and counted, so
+a slow or absent subscriber costs at most its outbox budget plus this queue.
 """
 
 from __future__ import annotations
@@ -11,11 +17,37 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from ..mqtt.packets import Will
+from .hooks import ClientInfo
 from .message import Message
 from .stats import BrokerStats
 
 NEVER_EXPIRES = 0xFFFFFFFF
+
+
+class Link(Protocol):
+    """What a session needs of the connection it is attached to (a `Client`)."""
+
+    protocol_version: int
+    send_window: int  # most QoS 1/2 messages in flight (v5: the client's Receive Maximum)
+
+    def has_room(self) -> bool:
+        """Whether the outbox is under its byte budget (QoS 1/2 wait in the session if not)."""
+
+    def send_publish(self, message: Message, qos: int, retain: bool, subscription_ids: tuple,
+                     packet_id: int | None, dup: bool) -> bool:
+        """Encode and queue one PUBLISH; False when it was not sent (too large for the
+        client, expired, not allowed, or QoS 0 over the budget), counted by the link."""
+
+    def send_pubrel(self, packet_id: int) -> None: ...
+
+    def close(self, reason: str, reason_code: int | None = None) -> None:
+        """End the connection (v5: DISCONNECT with `reason_code`), as for an operator's kick."""
+
+    def take_over(self) -> None:
+        """Another connection claimed this session: close without touching it."""
 
 
 @dataclass(slots=True)
@@ -38,47 +70,68 @@ class Delivery:
     released: bool = False  # QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
 
 
+@dataclass(slots=True)
+class LastWill:
+    """A will and who it is from: due when the connection dies, or when the session ends."""
+
+    will: Will
+    publisher: ClientInfo
+
+    @property
+    def delay(self) -> int:
+        return self.will.properties.get("will_delay_interval", 0)
+
+
 @dataclass(eq=False)
 class Session:
     client_id: str
     stats: BrokerStats
     max_queue_len: int
-    client: object | None = None  # the connected `Client`, if any
+    max_queue_bytes: int = 0  # payload bytes referenced by the pending queue; 0 = no limit
+    link: Link | None = None  # the connection attached to it; set by the Broker only
     expiry_interval: int = 0  # seconds after disconnect; NEVER_EXPIRES for ever
+    will: LastWill | None = None
     subscriptions: dict[str, SubscriptionOptions] = field(default_factory=dict)
     inflight: dict[int, Delivery] = field(default_factory=dict)
     pending: deque | None = None  # made on first use: most sessions never queue
     awaiting_release: set[int] = field(default_factory=set)  # incoming QoS 2 ids before PUBREL
-    expiry_timer: object | None = None  # gevent greenlet ending the session, while offline
-    will_timer: object | None = None  # gevent greenlet publishing a delayed will
     _last_packet_id: int = 0
+    _queued_bytes: int = 0  # payload bytes of the pending queue
+
+    # -- outgoing ----------------------------------------------------------------------
 
     def deliver(self, message: Message, qos: int, retain: bool, subscription_ids: tuple = ()) -> None:
-        """Send now if the window allows, else queue (QoS 0 is never queued offline)."""
-        client = self.client
+        """Send now if the window and the outbox allow, else queue (QoS 0 is never queued)."""
+        link = self.link
         if qos == 0:
-            if client is not None:
-                client.send_publish(message, 0, retain, subscription_ids, None, False)
+            if link is not None:
+                link.send_publish(message, 0, retain, subscription_ids, None, False)
             return
         delivery = Delivery(message, qos, retain, subscription_ids)
-        if client is not None and not self.pending and len(self.inflight) < client.send_window:
-            self._send_new(delivery)
+        if link is not None and not self.pending and len(self.inflight) < link.send_window and link.has_room():
+            self._send_new(link, delivery)
             return
         pending = self.pending
         if pending is None:
             pending = self.pending = deque()
         elif len(pending) >= self.max_queue_len:
-            pending.popleft()
+            self._queued_bytes -= len(pending.popleft().message.payload)
             self.stats.messages_dropped["queue_full"] += 1
+        size = len(message.payload)
+        if self.max_queue_bytes:
+            while pending and self._queued_bytes + size > self.max_queue_bytes:
+                self._queued_bytes -= len(pending.popleft().message.payload)
+                self.stats.messages_dropped["queue_full"] += 1
         pending.append(delivery)
+        self._queued_bytes += size
 
-    def _send_new(self, delivery: Delivery) -> None:
+    def _send_new(self, link: Link, delivery: Delivery) -> None:
         packet_id = self._next_packet_id()
         delivery.sent_at = time.monotonic()
         self.inflight[packet_id] = delivery
-        self.client.send_publish(
-            delivery.message, delivery.qos, delivery.retain, delivery.subscription_ids, packet_id, False
-        )
+        if not link.send_publish(delivery.message, delivery.qos, delivery.retain, delivery.subscription_ids,
+                                 packet_id, False):
+            del self.inflight[packet_id]
 
     def _next_packet_id(self) -> int:
         packet_id = self._last_packet_id % 0xFFFF + 1
@@ -89,28 +142,31 @@ class Session:
         return packet_id
 
     def pump(self) -> None:
-        """Move pending messages into flight while the client's window has room."""
-        client = self.client
-        if client is None:
+        """Move pending messages into flight while the window and the outbox have room."""
+        link = self.link
+        if link is None or not self.pending:
             return
         now = time.monotonic()
-        while self.pending and len(self.inflight) < client.send_window:
-            delivery = self.pending.popleft()
+        pending = self.pending
+        while pending and len(self.inflight) < link.send_window and link.has_room():
+            delivery = pending.popleft()
+            self._queued_bytes -= len(delivery.message.payload)
             expires_at = delivery.message.expires_at
             if expires_at is not None and expires_at <= now:
                 self.stats.messages_dropped["expired"] += 1
                 continue
-            self._send_new(delivery)
+            self._send_new(link, delivery)
 
     def acknowledge(self, packet_id: int) -> bool:
-        """PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived: the message is done."""
+        """PUBACK (QoS 1), PUBCOMP (QoS 2) or a refusing PUBREC arrived: the message is done."""
         if self.inflight.pop(packet_id, None) is None:
             return False
-        self.pump()
+        if self.pending:
+            self.pump()
         return True
 
-    def release(self, packet_id: int) -> bool:
-        """PUBREC arrived for a QoS 2 message: it now awaits PUBCOMP."""
+    def received(self, packet_id: int) -> bool:
+        """PUBREC arrived for a QoS 2 message: whether to answer PUBREL (it awaits PUBCOMP now)."""
         entry = self.inflight.get(packet_id)
         if entry is None or entry.qos != 2:
             return False
@@ -118,15 +174,61 @@ class Session:
         entry.sent_at = time.monotonic()
         return True
 
-    def resend(self, older_than: float | None = None) -> None:
-        """Send again what is in flight (on reconnect, or after the retry interval)."""
-        client = self.client
-        now = time.monotonic()
+    def resend(self, older_than: float | None = None, now: float | None = None) -> None:
+        """Send again what is in flight (on reconnect, or what has waited `older_than`
+        seconds for its acknowledgement by `now`)."""
+        link = self.link
+        if link is None:
+            return
+        now = time.monotonic() if now is None else now
         for packet_id, entry in list(self.inflight.items()):
             if older_than is not None and now - entry.sent_at < older_than:
                 continue
             entry.sent_at = now
             if entry.released:
-                client.send_pubrel(packet_id)
-            else:
-                client.send_publish(entry.message, entry.qos, entry.retain, entry.subscription_ids, packet_id, True)
+                link.send_pubrel(packet_id)
+            elif not link.send_publish(entry.message, entry.qos, entry.retain, entry.subscription_ids,
+                                       packet_id, True):
+                del self.inflight[packet_id]
+
+    def drop_queued(self) -> int:
+        """The session ends: forget what waits for it; returns how many messages that was."""
+        dropped = len(self.pending) if self.pending else 0
+        self.pending = None
+        self._queued_bytes = 0
+        self.inflight.clear()
+        return dropped
+
+    # -- incoming QoS 2 ----------------------------------------------------------------
+
+    def incoming_qos2(self, packet_id: int, limit: int) -> str:
+        """A QoS 2 PUBLISH arrived: "new" (route it), "duplicate" (a resend before PUBREL:
+        answer PUBREC, do not route again) or "full" (over the receive maximum)."""
+        awaiting = self.awaiting_release
+        if packet_id in awaiting:
+            return "duplicate"
+        if len(awaiting) >= limit:
+            return "full"
+        awaiting.add(packet_id)
+        return "new"
+
+    def release(self, packet_id: int) -> bool:
+        """PUBREL arrived: whether the packet id was known."""
+        if packet_id in self.awaiting_release:
+            self.awaiting_release.discard(packet_id)
+            return True
+        return False
+
+    # -- what the client may change at DISCONNECT ----------------------------------------
+
+    def update_expiry(self, seconds: int) -> bool:
+        """v5 DISCONNECT's Session Expiry Interval; False (a protocol error) if the CONNECT
+        had said 0, which may not be changed (MQTT 5.0 section 3.14.2.2.2)."""
+        if self.expiry_interval == 0 and seconds != 0:
+            return False
+        self.expiry_interval = seconds
+        return True
+
+    def take_will(self) -> LastWill | None:
+        will, self.will = self.will, None
+        return will

@@ -93,6 +93,7 @@ class TopicTree:
         self._root = _Node()
         self._cache: dict[str, tuple[list, list]] = {}
         self.count = 0  # subscriptions held, shared members included
+        self._filters = 0  # nodes with at least one subscriber or share group
 
     def add(self, topic_filter: str, client_id: str, options: object, group: str | None = None) -> bool:
         """Add or replace a subscription; returns True if it is new."""
@@ -102,6 +103,8 @@ class TopicTree:
             if child is None:
                 child = node.children[level] = _Node()
             node = child
+        if not (node.subscribers or node.groups):
+            self._filters += 1
         holder = node.subscribers if group is None else node.groups.setdefault(group, ShareGroup())
         new = client_id not in holder
         holder[client_id] = options
@@ -124,6 +127,8 @@ class TopicTree:
         del holder[client_id]
         if group is not None and not holder:
             del node.groups[group]
+        if not (node.subscribers or node.groups):
+            self._filters -= 1
         self.count -= 1
         self._cache.clear()
         levels = topic_filter.split("/")
@@ -135,36 +140,42 @@ class TopicTree:
 
     def match(self, topic: str) -> tuple[list, list]:
         """Return (subscribers, groups): `subscribers` is a list of (client id, options) and
-        `groups` a list of `ShareGroup`s, one per matching share group and filter."""
+        `groups` a list of `ShareGroup`s, one per matching share group and filter.
+
+        The walk keeps its own stack rather than recursing: a topic may have as many levels
+        as limits.max_topic_levels allows, far deeper than Python's recursion limit."""
         cached = self._cache.get(topic)
         if cached is not None:
             return cached
         subscribers: list = []
         groups: list = []
         levels = topic.split("/")
-        self._walk(self._root, levels, 0, subscribers, groups, topic.startswith("$"))
+        last = len(levels)
+        dollar = topic.startswith("$")
+        collect = self._collect
+        stack = [(self._root, 0)]
+        while stack:
+            node, depth = stack.pop()
+            children = node.children
+            wildcards_allowed = not (dollar and depth == 0)
+            if wildcards_allowed:
+                hash_node = children.get("#")
+                if hash_node is not None:
+                    collect(hash_node, subscribers, groups)
+            if depth == last:
+                collect(node, subscribers, groups)
+                continue
+            if wildcards_allowed:
+                plus = children.get("+")
+                if plus is not None:
+                    stack.append((plus, depth + 1))
+            child = children.get(levels[depth])
+            if child is not None:
+                stack.append((child, depth + 1))  # popped first: exact levels before `+`
         if len(self._cache) >= self._CACHE_LIMIT:
             self._cache.clear()
         result = self._cache[topic] = (subscribers, groups)
         return result
-
-    def _walk(self, node: _Node, levels: list, depth: int, subscribers: list, groups: list, dollar: bool) -> None:
-        children = node.children
-        wildcards_allowed = not (dollar and depth == 0)
-        if wildcards_allowed:
-            hash_node = children.get("#")
-            if hash_node is not None:
-                self._collect(hash_node, subscribers, groups)
-        if depth == len(levels):
-            self._collect(node, subscribers, groups)
-            return
-        child = children.get(levels[depth])
-        if child is not None:
-            self._walk(child, levels, depth + 1, subscribers, groups, dollar)
-        if wildcards_allowed:
-            plus = children.get("+")
-            if plus is not None:
-                self._walk(plus, levels, depth + 1, subscribers, groups, dollar)
 
     @staticmethod
     def _collect(node: _Node, subscribers: list, groups: list) -> None:
@@ -174,10 +185,6 @@ class TopicTree:
             groups.extend(node.groups.values())
 
     def topic_count(self) -> int:
-        """Distinct filters with at least one subscriber (NanoMQ's `topics_count`)."""
-
-        def count(node: _Node) -> int:
-            own = 1 if (node.subscribers or node.groups) else 0
-            return own + sum(count(child) for child in node.children.values())
-
-        return count(self._root)
+        """Distinct filters with at least one subscriber (NanoMQ's `topics_count`), kept as
+        subscriptions come and go so a scrape never walks the tree."""
+        return self._filters

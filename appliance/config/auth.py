@@ -6,13 +6,13 @@ from __future__ import annotations
 from pyhocon import ConfigTree
 
 from ..auth.passwords import parse_hashed
+from .keys import Bool, Key
 from .model import AclRule, AuthConfig, HttpAuthConfig, HttpAuthRequest
-from .reader import MISSING, Section
+from .reader import MISSING, Section, read_block
 from .units import describe
 
 ACTIONS = ("publish", "subscribe", "pubsub")
 WHO = ("username", "clientid", "ipaddr")
-PLACEHOLDERS = "ucaPpCdtmrA"  # NanoMQ's %-placeholders in http_auth params
 
 
 def read_auth(root: Section) -> AuthConfig | None:
@@ -20,23 +20,7 @@ def read_auth(root: Section) -> AuthConfig | None:
     auth = root.child("auth")
     if auth is None:
         return None
-    defaults = AuthConfig()
-    cache = auth.child("cache")
-    cache_max_size, cache_ttl = defaults.cache_max_size, defaults.cache_ttl
-    if cache is not None:
-        cache_max_size = cache.integer("max_size", cache_max_size, 1)
-        cache_ttl = cache.duration("ttl", cache_ttl)
-        cache.finish()
-    config = AuthConfig(
-        allow_anonymous=auth.boolean("allow_anonymous", defaults.allow_anonymous),
-        no_match=auth.choice("no_match", defaults.no_match, ("allow", "deny")),
-        deny_action=auth.choice("deny_action", defaults.deny_action, ("ignore", "disconnect")),
-        passwords=_passwords(auth),
-        acl=_acl(auth),
-        cache_max_size=cache_max_size,
-        cache_ttl=cache_ttl,
-        http=_http_auth(auth),
-    )
+    config = read_block(auth, AuthConfig, passwords=_passwords(auth), acl=_acl(auth), http=_http_auth(auth))
     auth.finish()
     return config
 
@@ -126,26 +110,18 @@ def _condition(rule: Section, key: str, value: object, field: str | None = None)
     return (field or key, None if value == "#" else value)
 
 
+HTTP_AUTH_ENABLE = Key("auth.http_auth.enable", Bool(), True, "false turns http_auth off (its keys unchecked).")
+
+
 def _http_auth(auth: Section) -> HttpAuthConfig | None:
     http = auth.child("http_auth")
     if http is None:
         return None
-    defaults = HttpAuthConfig()
-    if not http.boolean("enable", True):
+    if not http.get("enable", True, HTTP_AUTH_ENABLE.parse):
         http.seen.update(http.keys())
         return None
-    config = HttpAuthConfig(
-        auth_req=_request(http, "auth_req"),
-        super_req=_request(http, "super_req"),
-        acl_req=_request(http, "acl_req"),
-        timeout=http.duration("timeout", defaults.timeout),
-        connect_timeout=http.duration("connect_timeout", defaults.connect_timeout),
-        pool_size=http.integer("pool_size", defaults.pool_size, 1),
-        on_error=http.choice("on_error", defaults.on_error, ("deny", "allow")),
-        cache_ttl=http.duration("cache_ttl", defaults.cache_ttl, positive=False),
-    )
-    http.not_implemented("ssl", "tls")
-    http.finish()
+    config = read_block(http, HttpAuthConfig, auth_req=_request(http, "auth_req"),
+                        super_req=_request(http, "super_req"), acl_req=_request(http, "acl_req"))
     if config.auth_req is None and config.acl_req is None:
         http.ctx.warn(http.path, "auth.http_auth has neither auth_req nor acl_req (ignored)")
         return None
@@ -156,19 +132,10 @@ def _request(http: Section, key: str) -> HttpAuthRequest | None:
     section = http.child(key)
     if section is None:
         return None
-    url = section.string("url", None)
-    if not url or not url.lower().startswith(("http://", "https://")):
-        raise section.fail("url", f"expected an http:// or https:// URL, got {describe(url)}")
-    headers = _string_map(section, "headers")
-    params = _string_map(section, "params")
-    for name, template in params:
-        for i, char in enumerate(template):
-            if char == "%" and (i + 1 >= len(template) or template[i + 1] not in PLACEHOLDERS + "%"):
-                raise section.fail("params", f"{name}: unknown placeholder in {template!r}; "
-                                   f"known: {', '.join('%' + p for p in PLACEHOLDERS)}")
-    config = HttpAuthRequest(url, section.choice("method", "post", ("post", "get", "put")), headers, params)
-    section.finish()
-    return config
+    if not section.has("url"):
+        raise section.fail("url", "expected an http:// or https:// URL, got nothing")
+    return read_block(section, HttpAuthRequest, headers=_string_map(section, "headers"),
+                      params=_string_map(section, "params"))
 
 
 def _string_map(section: Section, key: str) -> tuple[tuple[str, str], ...]:

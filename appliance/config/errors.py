@@ -34,3 +34,15 @@ class ConfigError(Exception):
         if self.path:
             return f"{where}: {self.path}: {self.problem}"
         return f"{where}: {self.problem}"
+
+
+class StartupError(Exception):
+    """A valid configuration the appliance cannot run with, found while starting: e.g. a
+    webhook spool file that is not a spool. Raised by the part that found it with `path`
+    the config key it comes from ("webhook.queue.spool_dir") and a one-line problem naming
+    the file; the CLI prints it with the key's file and line, and exits 2."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(problem)
+        self.path = path
+        self.problem = problem

@@ -23,6 +23,9 @@ class Positions:
     # Values written as several objects on one line, `{...} {...}`, which HOCON merges
     # into one object: inside an array that silently turns two elements into one.
     merged: set[Path] = field(default_factory=set)
+    # Key paths written under another name (NanoMQ's old format: mqtt.max_mqueue_len was
+    # msq_len=), so messages can say what the user wrote.
+    written: dict[Path, str] = field(default_factory=dict)
 
 
 def scan(text: str) -> Positions:

@@ -90,7 +90,9 @@ def to_size(value: object) -> int:
     if isinstance(value, str):
         match = _SIZE.match(value)
         if match and match.group(2).lower() in _SIZE_UNITS:
-            return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+            size = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+            if size.is_integer():  # "2.5" bytes is refused, as the number 2.5 is
+                return int(size)
     raise ValueError(
         f"expected a size such as 1024, 10KB, 256MB or 1GB, got {describe(value)}"
     )

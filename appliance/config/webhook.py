@@ -8,13 +8,12 @@ in NanoMQ's own documentation (shared options written inside the `events` array)
 from __future__ import annotations
 
 import os
-import re
-from urllib.parse import urlsplit
 
 from pyhocon import ConfigTree
 
-from .model import WebhookConfig, WebhookQueue, WebhookRetry, WebhookRule, WebhookTls
-from .reader import MISSING, Section, clean_key, format_path
+from .keys import key_of
+from .model import WebhookConfig, WebhookRule, WebhookTls, header_problem
+from .reader import MISSING, Section, clean_key, format_path, read_block
 from .units import describe
 
 FIRED_EVENTS = ("on_client_connack", "on_client_disconnected", "on_message_publish")
@@ -24,7 +23,6 @@ UNFIRED_EVENTS = (
     "on_session_subscribed", "on_session_unsubscribed", "on_session_terminated",
     "on_message_delivered", "on_message_acked",
 )
-ENCODINGS = ("plain", "base64", "base62")
 SHARED_OPTIONS = ("url", "headers", "body", "pool_size", "cancel_timeout", "enable", "ssl", "tls")
 
 RIGHT_FORM = (
@@ -37,60 +35,25 @@ DOC_FORM_PROBLEM = (
     "array, as NanoMQ's documentation shows; that is not valid. Put them beside events: " + RIGHT_FORM
 )
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
 
 def read_webhook(root: Section) -> WebhookConfig | None:
     """The webhook block as a WebhookConfig; None if absent or `enable = false`."""
     hook = root.child("webhook")
     if hook is None:
         return None
-    if not hook.boolean("enable", True):
+    if not hook.get("enable", True, key_of(WebhookConfig, "enable").parse):
         hook.seen.update(hook.keys())  # a disabled block is not validated
         return None
     rules = _read_events(hook) + _read_legacy_rules(hook)
-    url = _read_url(hook)
-    encoding = _default("encoding")
-    body = hook.child("body")
-    if body is not None:
-        encoding = body.choice("encoding", encoding, ENCODINGS)
-        body.finish()
-    config = WebhookConfig(
-        url=url,
-        rules=rules,
-        headers=_read_headers(hook),
-        encoding=encoding,
-        pool_size=hook.integer("pool_size", _default("pool_size"), 1),
-        # NanoMQ writes this one in milliseconds; the model holds seconds.
-        cancel_timeout=hook.duration("cancel_timeout", _default("cancel_timeout"), 0.001, "milliseconds"),
-        enable=True,
-        tls=_read_tls(hook, url),
-        retry=_read_retry(hook, WebhookRetry()),
-        queue=_read_queue(hook, WebhookQueue()),
-        drain_timeout=hook.duration("drain_timeout", _default("drain_timeout"), positive=False),
-    )
+    if not hook.has("url"):
+        raise hook.fail(None, 'url is required, e.g. url = "http://127.0.0.1:8080/hook"')
+    url = hook.get("url", None, key_of(WebhookConfig, "url").parse)
+    config = read_block(hook, WebhookConfig, rules=rules, headers=_read_headers(hook), tls=_read_tls(hook, url))
+    queue = hook.child("queue")
+    if queue is not None and queue.has("sync") and not config.queue.spool_dir:
+        hook.ctx.warn(queue.at("sync"), f"{format_path(queue.at('sync'))} has no effect without spool_dir (ignored)")
     hook.finish()
     return config
-
-
-def _default(name: str):
-    return WebhookConfig.__dataclass_fields__[name].default
-
-
-def _read_url(hook: Section) -> str:
-    url = hook.raw("url")
-    if url is MISSING:
-        raise hook.fail(None, 'url is required, e.g. url = "http://127.0.0.1:8080/hook"')
-    if not isinstance(url, str):
-        raise hook.fail("url", f"expected an http or https URL, got {describe(url)}")
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise hook.fail("url", f"bad port in {url!r}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise hook.fail("url", f'expected an http:// or https:// URL with a host, got {url!r}')
-    return url
 
 
 def _read_headers(hook: Section) -> tuple[tuple[str, str], ...]:
@@ -113,14 +76,12 @@ def _flatten_headers(section: Section, values: dict, prefix: tuple, found: list)
             continue
         name = ".".join(name_parts)
         path = section.path + name_parts
-        if not _HEADER_NAME.match(name):
-            raise section.ctx.error(path, f"{name!r} is not a valid HTTP header name")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise section.ctx.error(path, f"expected a string, got {describe(value)}")
-        text = str(value)
-        if "\r" in text or "\n" in text:
-            raise section.ctx.error(path, "a header value cannot contain a line break")
-        found.append((name, text))
+        problem = header_problem(name, str(value))
+        if problem:
+            raise section.ctx.error(path, problem)
+        found.append((name, str(value)))
 
 
 def _read_events(hook: Section) -> tuple[WebhookRule, ...]:
@@ -229,53 +190,16 @@ def _read_legacy_rules(hook: Section) -> tuple[WebhookRule, ...]:
 def _read_tls(hook: Section, url: str) -> WebhookTls:
     if hook.has("ssl") and hook.has("tls"):
         raise hook.fail("tls", "write either webhook.ssl or webhook.tls (an alias), not both")
-    key = "tls" if hook.has("tls") else "ssl"
-    tls = hook.child(key)
+    tls = hook.child("tls" if hook.has("tls") else "ssl")
     if tls is None:
         return WebhookTls()
-    config = WebhookTls(
-        cacertfile=tls.string("cacertfile", None),
-        certfile=tls.string("certfile", None),
-        keyfile=tls.string("keyfile", None),
-        key_password=tls.string("key_password", None),
-        verify_peer=tls.boolean("verify_peer", True),
-    )
     tls.not_implemented("enable")  # NanoMQ's pre-0.19 switch; presence enables it
-    tls.finish()
+    config = read_block(tls, WebhookTls)
     if not url.lower().startswith("https:"):
         hook.ctx.warn(tls.path, f"{format_path(tls.path)} is only used for https URLs (ignored)")
         return config
-    if config.keyfile and not config.certfile:
-        raise tls.fail("keyfile", "a client key needs certfile too")
     for name in ("cacertfile", "certfile", "keyfile"):
         filename = getattr(config, name)
         if filename is not None and not os.path.isfile(filename):
             raise tls.fail(name, f"file not found: {filename}")
-    return config
-
-
-def _read_retry(hook: Section, defaults: WebhookRetry) -> WebhookRetry:
-    retry = hook.child("retry")
-    if retry is None:
-        return defaults
-    config = WebhookRetry(
-        max_attempts=retry.integer("max_attempts", defaults.max_attempts, 1),
-        backoff_min=retry.duration("backoff_min", defaults.backoff_min),
-        backoff_max=retry.duration("backoff_max", defaults.backoff_max),
-    )
-    if config.backoff_max < config.backoff_min:
-        raise retry.fail("backoff_max", f"must be at least backoff_min ({config.backoff_min:g}s)")
-    retry.finish()
-    return config
-
-
-def _read_queue(hook: Section, defaults: WebhookQueue) -> WebhookQueue:
-    queue = hook.child("queue")
-    if queue is None:
-        return defaults
-    config = WebhookQueue(
-        max_len=queue.integer("max_len", defaults.max_len, 1),
-        spool_dir=queue.string("spool_dir", defaults.spool_dir) or None,
-    )
-    queue.finish()
     return config

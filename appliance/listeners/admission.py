@@ -1,5 +1,7 @@
 """Who may open a connection at all, decided at accept before a byte is read:
-`limits.max_connections` over every listener and `limits.max_connection_rate` per source IP."""
+`limits.max_connections` over every listener and `limits.max_connection_rate` per source IP;
+and how many admitted sockets may be in a TLS handshake at once (`limits.max_handshakes`),
+so that clients which never finish one cannot hold every place."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ class Admission:
         self.max_connections = limits.max_connections
         self.rate = limits.max_connection_rate
         self.stats = stats
+        self.max_handshakes = limits.max_handshakes or max(1, limits.max_connections // 2)
         self.open = 0
+        self.handshaking = 0
         self._buckets: dict[str, list[float]] = {}  # ip -> [tokens, last refill]
 
     def admit(self, ip: str) -> bool:
@@ -33,6 +37,18 @@ class Admission:
 
     def release(self) -> None:
         self.open -= 1
+
+    def start_handshake(self) -> bool:
+        """Whether an admitted socket may begin its TLS handshake; if so the caller must
+        `end_handshake()` whatever its outcome."""
+        if self.handshaking >= self.max_handshakes:
+            self.stats.limits_hit["max_handshakes"] += 1
+            return False
+        self.handshaking += 1
+        return True
+
+    def end_handshake(self) -> None:
+        self.handshaking -= 1
 
     def _take_token(self, ip: str) -> bool:
         now = time.monotonic()

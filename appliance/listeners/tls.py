@@ -3,6 +3,9 @@ handshake of one accepted socket, with gevent's ssl so it never blocks other cli
 
 from __future__ import annotations
 
+import socket
+
+import gevent
 from gevent import ssl
 
 from ..config.model import TlsConfig
@@ -23,13 +26,26 @@ def server_context(config: TlsConfig) -> ssl.SSLContext:
     return context
 
 
-def handshake(context: ssl.SSLContext, sock, timeout: float):
-    """The TLS socket over `sock` once the handshake is done within `timeout` seconds;
-    raises OSError (ssl.SSLError, socket.timeout) otherwise."""
-    sock.settimeout(timeout)
-    tls_sock = context.wrap_socket(sock, server_side=True)
+def handshake(context: ssl.SSLContext, sock, timeout: float, admission):
+    """The TLS socket over `sock` once the handshake is done within `timeout` seconds in
+    all; raises OSError (ssl.SSLError, TimeoutError, or `HandshakeRefused` when
+    `admission` has limits.max_handshakes sockets in a handshake already).
+
+    The deadline is for the whole handshake, not for each read: a ClientHello trickled one
+    byte every few seconds would otherwise keep a socket, and its place, for ever."""
+    if not admission.start_handshake():
+        raise HandshakeRefused(f"{admission.max_handshakes} TLS handshakes in progress (limits.max_handshakes)")
+    try:
+        with gevent.Timeout(timeout, socket.timeout(f"no TLS handshake within {timeout:g} s")):
+            tls_sock = context.wrap_socket(sock, server_side=True)
+    finally:
+        admission.end_handshake()
     tls_sock.settimeout(None)  # from here on the keepalive decides how long a client may be quiet
     return tls_sock
+
+
+class HandshakeRefused(OSError):
+    """Too many sockets are in a TLS handshake already; this one is closed unserved."""
 
 
 def peer_names(tls_sock) -> tuple[str | None, str | None]:

@@ -193,7 +193,8 @@ def upgrade(sock, path: str, allowed_origins: tuple[str, ...], timeout: float) -
 
 class WebSocketStream:
     """An upgraded socket that carries MQTT bytes, with the socket calls `Connection`
-    makes: `recv`, `sendall`, `pending`, `fileno`, `shutdown`, `close`.
+    and the listener make: `recv`, `sendall`, `pending`, `fileno`, `shutdown`, `close`,
+    `getsockname` and (wss) `getpeercert`.
 
     `recv` returns the payload of binary frames; it raises BlockingIOError when the
     socket held only control frames or part of a frame, and returns b"" once the
@@ -208,7 +209,6 @@ class WebSocketStream:
         # Plain TCP: the kernel's non-blocking socket, so a read never waits. TLS: gevent's
         # wrapper, which waits cooperatively for the rest of a record.
         self._raw_recv = None if tls else sock._sock.recv
-        self._raw_send = None if tls else sock._sock.send
         self._tls = tls
         self._ws = WsConnection(ConnectionType.SERVER)
         self._max_message_size = max_message_size
@@ -285,32 +285,6 @@ class WebSocketStream:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def send_nowait(self, data: bytes) -> int:
-        """Frame `data` and hand it to the kernel without waiting, so loop callbacks may
-        call it: len(data) once the frame is committed (what the kernel did not take is
-        finished by a greenlet under the send lock, so frames stay whole and in order), 0
-        when it cannot start now (TLS, whose writer greenlet then sends as for
-        listeners.ssl; another frame still going out; the WebSocket closing)."""
-        if self._raw_send is None or self._send_lock.locked() or self._ws.state is not ConnectionState.OPEN:
-            return 0
-        frame = self._ws.send(Message(data=data))
-        try:
-            sent = self._raw_send(frame)
-        except BlockingIOError:
-            sent = 0
-        if sent < len(frame):
-            self._send_lock.acquire()  # free, checked above; released by _finish_frame
-            gevent.spawn(self._finish_frame, memoryview(frame)[sent:])
-        return len(data)
-
-    def _finish_frame(self, rest) -> None:
-        try:
-            self._sock.sendall(rest)
-        except OSError:
-            pass  # the reader sees the socket fail and ends the connection
-        finally:
-            self._send_lock.release()
-
     def sendall(self, data: bytes) -> None:
         if self._ws.state is not ConnectionState.OPEN:
             return  # the WebSocket is closing: MQTT bytes can no longer be framed
@@ -337,12 +311,18 @@ class WebSocketStream:
     def fileno(self) -> int:
         return self._sock.fileno()
 
+    def getsockname(self):
+        return self._sock.getsockname()
+
+    def getpeercert(self):
+        return self._sock.getpeercert()
+
     def shutdown(self, how: int) -> None:
         """Say Close 1000, then shut the socket down (which wakes the reader with EOF).
         Called from loop callbacks and timers too, which must not wait: the Close frame
         goes out only if the socket takes it at once and no frame is half sent."""
         if getcurrent() is get_hub():
-            if self._send_lock.locked():  # a frame is being finished: Close and shut down after it
+            if self._send_lock.locked():  # a frame is going out: Close and shut down after it
                 gevent.spawn(self._close_and_shut_down, how)
                 return
             if self._ws.state is ConnectionState.OPEN:

@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from . import websocket
-from .tcp import TcpListener
+from .tcp import TcpListener, Wiring
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +27,25 @@ MESSAGE_SLACK = 64 * 1024
 class WsListener(TcpListener):
     """One `listeners.ws[.<name>]` or `listeners.wss[.<name>]` entry (TLS first for wss)."""
 
-    def __init__(self, config, broker, admission=None) -> None:
-        super().__init__(config, broker, admission)
+    def __init__(self, config, wiring: Wiring, admission) -> None:
+        super().__init__(config, wiring, admission)
         settings = config.websocket
         self._path = settings.path
         self._origins = settings.allowed_origins
-        self.max_message_size = settings.max_message_size or broker.config.max_packet_size + MESSAGE_SLACK
+        self._upgrade_timeout = wiring.settings.mqtt.connect_timeout
+        self.max_message_size = settings.max_message_size or wiring.settings.mqtt.max_packet_size + MESSAGE_SLACK
         self.upgrades = 0  # upgrades accepted
         self.refused: Counter[str] = Counter()  # upgrades refused, by Refused.reason (or "timeout")
         self.closes: Counter[int] = Counter()  # ended connections, by the Close status (1006: none)
 
-    def start(self) -> None:
-        super().start()
+    def _serving(self) -> str:
         scheme = "wss" if self.config.tls is not None else "ws"
         host, port = self.address
-        log.info("MQTT listener %s serves %s://%s:%d%s", self.config.name, scheme, host, port, self._path)
-
-    def open_connections(self) -> int:
-        return len(self._connections)
+        return f" ({scheme}://{host}:{port}{self._path})"
 
     def _stream(self, sock, address):
         try:
-            accepted = websocket.upgrade(sock, self._path, self._origins, self.broker.config.connect_timeout)
+            accepted = websocket.upgrade(sock, self._path, self._origins, self._upgrade_timeout)
         except websocket.Refused as refused:
             self.refused[refused.reason] += 1
             log.info("WebSocket upgrade from %s:%s refused (%d): %s", address[0], address[1], refused.status, refused)
@@ -91,7 +88,7 @@ class WebSocketCollector(Collector):
                                      labels=["listener", "code"])
         for listener in self._listeners:
             name = listener.config.name
-            open_now.add_metric([name], listener.open_connections())
+            open_now.add_metric([name], listener.open_connections)
             upgrades.add_metric([name], listener.upgrades)
             for reason in REFUSAL_REASONS:
                 refused.add_metric([name, reason], listener.refused[reason])

@@ -51,8 +51,12 @@ class BrokerCollector(Collector):
         yield _counter("appliance_sent_bytes_total", "Bytes written to MQTT connections.", stats.bytes_sent)
         yield _counter("appliance_packets_received_total", "MQTT control packets received.", stats.packets_received)
         yield _counter("appliance_packets_sent_total", "MQTT control packets sent.", stats.packets_sent)
+        yield _counter("appliance_packets_dropped_closing_total",
+                       "MQTT packets a client sent after its connection began closing (after DISCONNECT, "
+                       "a protocol error, a takeover or shutdown): dropped, never routed.",
+                       stats.packets_dropped_closing)
         yield _labelled_counter("appliance_acl_denied_total",
-                        "PUBLISH, SUBSCRIBE and will messages refused by the ACL, by action.", "action",
+                        "PUBLISH, SUBSCRIBE, will messages and deliveries (receive) refused by the ACL, by action.", "action",
                         sorted(stats.acl_denied.items()))
         yield _labelled_counter("appliance_limits_hit_total",
                         "Connections, packets or messages refused by a configured limit, by limit.", "limit",

@@ -16,6 +16,7 @@ from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest, gzip_accepted
 
+from ..logs import announce
 from .auth import BasicAuth
 from .nanomq import NanoMQMetrics
 
@@ -29,15 +30,17 @@ MAX_CONCURRENT_REQUESTS = 64  # beyond this, connections wait in the listen back
 class HttpServer:
     """Serves `/metrics`, `/healthz`, `/readyz` and `/api/v4/prometheus` and `/api/v4/metrics`.
 
-    `status` answers the probes: `healthy()` (process up, listeners bound) and `ready()`."""
+    `status` answers the probes: `healthy()` (process up, listeners bound) and `ready()`.
+    `api`, a WSGI app, answers every other authenticated `/api/v4` request (appliance.api)."""
 
-    def __init__(self, config, registry, broker, status) -> None:
+    def __init__(self, config, registry, broker, status, api=None) -> None:
         self._config = config
         self._registry = registry
         self._status = status
         self._nanomq = NanoMQMetrics(broker)
         self._auth = BasicAuth(config.username, config.password) if config.auth_type == "basic" else None
         self._metrics_app = make_wsgi_app(registry)
+        self._api_v4 = api
         self._server: WSGIServer | None = None
 
     def start(self) -> None:
@@ -52,7 +55,7 @@ class HttpServer:
         )
         self._server.start()
         host, port = self.address
-        log.info("HTTP server listening on %s:%d", host, port)
+        announce("HTTP server listening on %s:%d", host, port)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop accepting and give requests in progress `timeout` seconds to finish."""
@@ -94,17 +97,19 @@ class HttpServer:
             if refusal is not None:
                 return _json(start_response, "401 Unauthorized", {"code": refusal},
                              [("WWW-Authenticate", 'Basic realm="api", charset="UTF-8"')])
-        if environ["REQUEST_METHOD"] != "GET":
+        if environ["REQUEST_METHOD"] != "GET" and self._api_v4 is None:
             return _json(start_response, "405 Method Not Allowed", {"code": UNKNOWN_MISTAKE}, [("Allow", "GET")])
-        if path == API_ROOT + "/prometheus":
+        if path == API_ROOT + "/prometheus" and environ["REQUEST_METHOD"] == "GET":
             body = generate_latest(self._registry) + self._nanomq.prometheus_text().encode()
             headers = []
             if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING")):
                 body = gzip.compress(body)
                 headers.append(("Content-Encoding", "gzip"))
             return _respond(start_response, "200 OK", body, CONTENT_TYPE_PLAIN_0_0_4, headers)
-        if path == API_ROOT + "/metrics":
+        if path == API_ROOT + "/metrics" and environ["REQUEST_METHOD"] == "GET":
             return _json(start_response, "200 OK", self._nanomq.metrics_json())
+        if self._api_v4 is not None:
+            return self._api_v4(environ, start_response)
         return _json(start_response, "404 Not Found", {"code": UNKNOWN_MISTAKE})
 
 

@@ -27,6 +27,9 @@ HELP = {
     "inflight": "Webhook POSTs under way now.",
     "pool": "Configured number of concurrent webhook requests and connections (pool_size).",
     "utf8": "Invalid UTF-8 sequences replaced by U+FFFD in plain-encoded payloads.",
+    "redelivered": "Events POSTed again after a restart that may have reached the endpoint before it "
+                   "(their request was under way at a crash or at the end of the drain time).",
+    "key_backlog": "Longest backlog of one ordering key (webhook.order), the in-flight event included.",
 }
 
 
@@ -41,12 +44,14 @@ class _Histogram:
 class WebhookMetrics(Collector):
     """Counters the stage bumps, and the gauges it reports through `gauges()`."""
 
-    def __init__(self, gauges) -> None:
-        self._gauges = gauges  # () -> (queue depth, spool depth, in-flight, pool size)
+    def __init__(self, gauges, drop_reasons: tuple[str, ...] = ()) -> None:
+        self._gauges = gauges  # () -> (queue depth, spool depth, in-flight, pool size, longest key backlog)
         self.events: Counter[str] = Counter()
         self.requests: Counter[tuple[str, str, str]] = Counter()  # (event, outcome, reason)
-        self.dropped: Counter[str] = Counter()
+        # Every reason exists at 0 from the start, so increase() sees the first burst.
+        self.dropped: Counter[str] = Counter(dict.fromkeys(drop_reasons, 0))
         self.utf8_replacements = 0
+        self.redelivered = 0
         self._latency: dict[str, _Histogram] = {}
 
     def observe(self, event: str, seconds: float) -> None:
@@ -83,10 +88,13 @@ class WebhookMetrics(Collector):
             duration.add_metric([event], buckets, hist.total)
         yield duration
 
-        queue, spool, inflight, pool = self._gauges()
+        queue, spool, inflight, pool, key_backlog = self._gauges()
         yield GaugeMetricFamily("appliance_webhook_queue_depth", HELP["queue"], value=queue)
         yield GaugeMetricFamily("appliance_webhook_spool_depth", HELP["spool"], value=spool)
         yield GaugeMetricFamily("appliance_webhook_inflight_requests", HELP["inflight"], value=inflight)
         yield GaugeMetricFamily("appliance_webhook_pool_size", HELP["pool"], value=pool)
+        yield GaugeMetricFamily("appliance_webhook_key_backlog_max", HELP["key_backlog"], value=key_backlog)
         yield CounterMetricFamily("appliance_webhook_payload_utf8_replacements", HELP["utf8"],
                                   value=self.utf8_replacements)
+        yield CounterMetricFamily("appliance_webhook_events_redelivered", HELP["redelivered"],
+                                  value=self.redelivered)

@@ -19,7 +19,7 @@ from urllib3.exceptions import NewConnectionError, SSLError
 from appliance import __version__
 from appliance.config.model import WebhookConfig
 
-from .response import read_response
+from .response import ResponseReader
 
 USER_AGENT = f"appliance-webhook/{__version__}"
 # Why an attempt failed (the `reason` label of the request metrics).
@@ -106,18 +106,37 @@ class Channel:
     def __init__(self, sender: Sender, conn) -> None:
         self._sender = sender
         self.conn = conn
+        self._reader = ResponseReader()
         self._last_used = time.monotonic()
 
     def post(self, body: bytes) -> Attempt:
+        """One request, answered within `cancel_timeout` from its start or failed as a timeout:
+        connecting, sending and reading all count against that one deadline, so a server
+        dripping its answer byte by byte cannot keep it alive."""
         conn, started = self.conn, time.perf_counter()
+        deadline = time.monotonic() + self._sender.timeout
+
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no complete answer within cancel_timeout ({self._sender.timeout:g} s)")
+            return left
+
+        def recv(size: int) -> bytes:
+            sock.settimeout(remaining())
+            return sock.recv(size)
+
         try:
             if conn.sock is not None and started - self._last_used > IDLE_CHECK_AFTER and not conn.is_connected:
                 conn.close()  # the server closed it while idle (keep-alive timeout)
             if conn.sock is None:
+                conn.timeout = remaining()
                 conn.connect()  # with the connect timeout, and TLS as configured
-                conn.sock.settimeout(self._sender.timeout)
-            conn.sock.sendall(b"%s%d\r\n\r\n%s" % (self._sender.head, len(body), body))
-            response = read_response(conn.sock.recv)
+                self._reader = ResponseReader()
+            sock = conn.sock
+            sock.settimeout(remaining())
+            sock.sendall(b"%s%d\r\n\r\n%s" % (self._sender.head, len(body), body))
+            response = self._reader.read(recv)
         except Exception as exc:  # noqa: BLE001 - socket, TLS, protocol, even a bad key password:
             conn.close()          # all are a failed attempt, never a dead worker
             return Attempt(None, _reason(exc), True, time.perf_counter() - started, detail=str(exc) or repr(exc))

@@ -1,201 +1,186 @@
-"""MQTT 5 features: wills, properties, topic aliases, expiry, subscription ids, No Local."""
+"""MQTT 5 features and wills: properties, topic aliases, expiry, subscription ids, No Local (in-process)."""
 
 import time
 
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
+from appliance.config.model import MqttConfig
+from appliance.mqtt.packets import Will
 
-V5 = paho.MQTTv5
+V5 = 5
 
 
-def _props(packet_type, **values):
-    props = Properties(packet_type)
-    for name, value in values.items():
-        setattr(props, name, value)
-    return props
-
-
-def test_will_is_published_when_the_connection_drops(broker, mqtt):
-    watcher = mqtt(broker.port, "watcher")
-    watcher.connect()
+def _watcher(hub):
+    watcher = hub.peer("watcher")
     watcher.subscribe("wills/#", qos=1)
-    dying = mqtt(broker.port, "dying")
-    dying.connect(will={"topic": "wills/dying", "payload": b"gone", "qos": 1})
-    dying.close()  # no DISCONNECT
+    return watcher
+
+
+def test_will_is_published_when_the_connection_drops(hub):
+    watcher = _watcher(hub)
+    dying = hub.peer("dying", will=Will("wills/dying", b"gone", 1))
+    dying.drop()  # no DISCONNECT
     message = watcher.expect_message()
     assert (message.topic, message.payload) == ("wills/dying", b"gone")
 
 
-def test_no_will_after_a_normal_disconnect(broker, mqtt):
-    watcher = mqtt(broker.port, "watcher")
-    watcher.connect()
-    watcher.subscribe("wills/#", qos=1)
-    polite = mqtt(broker.port, "polite")
-    polite.connect(will={"topic": "wills/polite", "payload": b"gone", "qos": 1})
+def test_no_will_after_a_normal_disconnect(hub):
+    watcher = _watcher(hub)
+    polite = hub.peer("polite", will=Will("wills/polite", b"gone", 1))
     polite.disconnect()
-    assert polite.disconnects.get(timeout=5) == 0
+    assert ("polite", "normal") in hub.events.disconnects
     watcher.expect_no_message()
 
 
-def test_v5_disconnect_with_will_message_keeps_the_will(broker, mqtt):
-    watcher = mqtt(broker.port, "watcher")
-    watcher.connect()
-    watcher.subscribe("wills/#", qos=1)
-    leaving = mqtt(broker.port, "leaving", protocol=V5)
-    leaving.connect(will={"topic": "wills/leaving", "payload": b"bye", "qos": 1})
-    leaving.client.disconnect(reasoncode=paho.ReasonCode(PacketTypes.DISCONNECT, identifier=4))
+def test_v5_disconnect_with_will_message_keeps_the_will(hub):
+    watcher = _watcher(hub)
+    leaving = hub.peer("leaving", version=V5, will=Will("wills/leaving", b"bye", 1))
+    leaving.disconnect(reason_code=4)
     assert watcher.expect_message().payload == b"bye"
 
 
-def test_v5_will_delay_interval_postpones_the_will(broker, mqtt):
-    watcher = mqtt(broker.port, "watcher")
-    watcher.connect()
-    watcher.subscribe("wills/#", qos=1)
-    delayed = mqtt(broker.port, "delayed", protocol=V5, clean=False)
-    will_props = _props(PacketTypes.WILLMESSAGE, WillDelayInterval=1)
-    delayed.connect(will={"topic": "wills/delayed", "payload": b"late", "qos": 1, "properties": will_props},
-                    properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=60))
-    dropped_at = time.monotonic()
-    delayed.close()
+def test_v5_will_delay_interval_postpones_the_will(hub):
+    watcher = _watcher(hub)
+    delayed = hub.peer("delayed", version=V5, clean=False,
+                       will=Will("wills/delayed", b"late", 1, properties={"will_delay_interval": 1}),
+                       properties={"session_expiry_interval": 60})
+    delayed.drop()
+    hub.run_timers(after=0.9)
+    watcher.expect_no_message()
+    hub.run_timers(after=1.0)
     assert watcher.expect_message().payload == b"late"
-    assert time.monotonic() - dropped_at >= 0.9
 
 
-def test_v5_properties_travel_with_the_message(broker, mqtt):
-    sub = mqtt(broker.port, "sub", protocol=V5)
-    sub.connect()
+def test_v5_properties_travel_with_the_message(hub):
+    sub = hub.peer("sub", version=V5)
     sub.subscribe("props/t", qos=1)
-    pub = mqtt(broker.port, "pub", protocol=V5)
-    pub.connect()
-    props = _props(PacketTypes.PUBLISH, ContentType="text/plain", ResponseTopic="reply/here",
-                   CorrelationData=b"\x01\x02", PayloadFormatIndicator=1,
-                   UserProperty=[("k1", "v1"), ("k2", "v2")])
+    pub = hub.peer("pub", version=V5)
+    props = {"content_type": "text/plain", "response_topic": "reply/here", "correlation_data": b"\x01\x02",
+             "payload_format_indicator": 1, "user_property": [("k1", "v1"), ("k2", "v2")]}
     pub.publish("props/t", b"x", qos=1, properties=props)
     got = sub.expect_message().properties
-    assert got.ContentType == "text/plain"
-    assert got.ResponseTopic == "reply/here"
-    assert got.CorrelationData == b"\x01\x02"
-    assert got.PayloadFormatIndicator == 1
-    assert got.UserProperty == [("k1", "v1"), ("k2", "v2")]
+    assert got["content_type"] == "text/plain"
+    assert got["response_topic"] == "reply/here"
+    assert got["correlation_data"] == b"\x01\x02"
+    assert got["payload_format_indicator"] == 1
+    assert got["user_property"] == [("k1", "v1"), ("k2", "v2")]
 
 
-def test_v5_subscription_identifiers_come_back_on_matching_messages(broker, mqtt):
-    sub = mqtt(broker.port, "sub", protocol=V5)
-    sub.connect()
-    sub.subscribe("sid/#", qos=1, properties=_props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=7))
-    sub.subscribe("sid/+", qos=1, properties=_props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=9))
-    pub = mqtt(broker.port, "pub")
-    pub.connect()
-    pub.publish("sid/a", b"x", qos=1)
-    assert sorted(sub.expect_message().properties.SubscriptionIdentifier) == [7, 9]
+def test_v5_subscription_identifiers_come_back_on_matching_messages(hub):
+    sub = hub.peer("sub", version=V5)
+    sub.subscribe("sid/#", qos=1, properties={"subscription_identifier": [7]})
+    sub.subscribe("sid/+", qos=1, properties={"subscription_identifier": [9]})
+    hub.peer("pub").publish("sid/a", b"x", qos=1)
+    assert sorted(sub.expect_message().properties["subscription_identifier"]) == [7, 9]
 
 
-def test_v5_no_local_keeps_own_messages_away(broker, mqtt):
-    client = mqtt(broker.port, "self", protocol=V5)
-    client.connect()
-    client.subscribe("nl/t", options=SubscribeOptions(qos=1, noLocal=True))
+def test_v5_no_local_keeps_own_messages_away(hub):
+    client = hub.peer("self", version=V5)
+    client.subscribe("nl/t", qos=1, no_local=True)
     client.publish("nl/t", b"mine", qos=1)
     client.expect_no_message()
-    other = mqtt(broker.port, "other")
-    other.connect()
-    other.publish("nl/t", b"theirs", qos=1)
+    hub.peer("other").publish("nl/t", b"theirs", qos=1)
     assert client.expect_message().payload == b"theirs"
 
 
-def test_v5_topic_alias_from_the_client_is_resolved(broker, mqtt):
-    sub = mqtt(broker.port, "sub")
-    sub.connect()
+def test_v5_topic_alias_from_the_client_is_resolved(hub):
+    sub = hub.peer("sub")
     sub.subscribe("alias/long/topic", qos=1)
-    pub = mqtt(broker.port, "pub", protocol=V5)
-    pub.connect()
-    pub.publish("alias/long/topic", b"first", qos=1, properties=_props(PacketTypes.PUBLISH, TopicAlias=3))
-    pub.publish("", b"second", qos=1, properties=_props(PacketTypes.PUBLISH, TopicAlias=3))
-    assert [sub.expect_message().topic for _ in range(2)] == ["alias/long/topic"] * 2
+    pub = hub.peer("pub", version=V5)
+    pub.publish("alias/long/topic", b"first", qos=1, properties={"topic_alias": 3})
+    pub.publish("", b"second", qos=1, properties={"topic_alias": 3})
+    assert [m.topic for m in sub.messages()] == ["alias/long/topic"] * 2
 
 
-def test_v5_topic_alias_to_the_client_within_its_maximum(broker, mqtt):
-    from tests.broker.raw import RawClient
-
-    pub = mqtt(broker.port, "pub")
-    pub.connect()
-    raw = RawClient(broker.port, "aliased", version=5, properties={"topic_alias_maximum": 1})
+def test_v5_topic_alias_to_the_client_within_its_maximum(hub):
+    pub = hub.peer("pub")
+    raw = hub.peer("aliased", version=V5, properties={"topic_alias_maximum": 1})
     raw.subscribe("ta/#", qos=0)
     pub.publish("ta/one", b"1", qos=1)
     pub.publish("ta/one", b"2", qos=1)
     pub.publish("ta/two", b"3", qos=1)
-    first, second, third = (raw.expect("Publish") for _ in range(3))
+    first, second, third = raw.messages()
     assert (first.topic, first.properties["topic_alias"]) == ("ta/one", 1)
     assert (second.topic, second.properties["topic_alias"]) == ("", 1)
     assert third.topic == "ta/two" and "topic_alias" not in third.properties
 
 
-def test_v5_expired_message_is_not_delivered_and_remaining_interval_is_forwarded(broker, mqtt):
-    sub = mqtt(broker.port, "later", protocol=V5, clean=False)
-    sub.connect(properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=60))
+def test_v5_expired_message_is_not_delivered_and_remaining_interval_is_forwarded(hub):
+    sub = hub.peer("later", version=V5, clean=False, properties={"session_expiry_interval": 60})
     sub.subscribe("exp/#", qos=1)
     sub.disconnect()
-    pub = mqtt(broker.port, "pub", protocol=V5)
-    pub.connect()
-    pub.publish("exp/short", b"gone", qos=1, properties=_props(PacketTypes.PUBLISH, MessageExpiryInterval=1))
-    pub.publish("exp/long", b"kept", qos=1, properties=_props(PacketTypes.PUBLISH, MessageExpiryInterval=100))
-    time.sleep(1.2)  # let the short one expire while the subscriber is away
-    back = mqtt(broker.port, "later", protocol=V5, clean=False)
-    back.connect(properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=60))
+    pub = hub.peer("pub", version=V5)
+    pub.publish("exp/short", b"gone", qos=1, properties={"message_expiry_interval": 1})
+    pub.publish("exp/long", b"kept", qos=1, properties={"message_expiry_interval": 100})
+    time.sleep(1.05)  # the message's clock is time.monotonic(): let the short one expire
+    back = hub.peer("later", version=V5, clean=False, properties={"session_expiry_interval": 60})
     message = back.expect_message()
     assert message.payload == b"kept"
-    assert 95 <= message.properties.MessageExpiryInterval <= 99
+    assert 95 <= message.properties["message_expiry_interval"] <= 99
     back.expect_no_message()
+    assert hub.stats.messages_dropped["expired"] == 1
 
 
-def test_v5_maximum_packet_size_of_the_client_is_respected(broker, mqtt):
-    sub = mqtt(broker.port, "small", protocol=V5)
-    sub.connect(properties=_props(PacketTypes.CONNECT, MaximumPacketSize=128))
+def test_v5_maximum_packet_size_of_the_client_is_respected(hub):
+    sub = hub.peer("small", version=V5, properties={"maximum_packet_size": 128})
     sub.subscribe("mps/t", qos=1)
-    pub = mqtt(broker.port, "pub")
-    pub.connect()
+    pub = hub.peer("pub")
     pub.publish("mps/t", b"x" * 500, qos=1)
     pub.publish("mps/t", b"small", qos=1)
     assert sub.expect_message().payload == b"small"
+    assert hub.stats.messages_dropped["too_large"] == 1
 
 
-def test_v5_more_user_properties_than_property_size_are_refused(broker_factory, mqtt):
-    broker = broker_factory("mqtt { property_size = 2 }\n")
-    sub = mqtt(broker.port, "sub")
-    sub.connect()
+def test_v5_more_user_properties_than_property_size_are_refused(hub_factory):
+    hub = hub_factory(MqttConfig(property_size=2))
+    sub = hub.peer("sub")
     sub.subscribe("up/t", qos=1)
-    pub = mqtt(broker.port, "pub", protocol=V5)
-    pub.connect()
-    many = _props(PacketTypes.PUBLISH, UserProperty=[("a", "1"), ("b", "2"), ("c", "3")])
+    pub = hub.peer("pub", version=V5)
+    many = {"user_property": [("a", "1"), ("b", "2"), ("c", "3")]}
     assert pub.publish("up/t", b"refused", qos=1, properties=many) == 0x83
-    two = _props(PacketTypes.PUBLISH, UserProperty=[("a", "1"), ("b", "2")])
+    two = {"user_property": [("a", "1"), ("b", "2")]}
     assert pub.publish("up/t", b"fine", qos=1, properties=two) == 0
     assert sub.expect_message().payload == b"fine"
 
 
-def test_v5_will_is_published_when_the_session_ends_before_the_will_delay(broker, mqtt):
-    watcher = mqtt(broker.port, "watcher")
-    watcher.connect()
-    watcher.subscribe("wills/#", qos=1)
-    short = mqtt(broker.port, "short-session", protocol=V5, clean=False)
-    will_props = _props(PacketTypes.WILLMESSAGE, WillDelayInterval=600)
-    short.connect(will={"topic": "wills/short", "payload": b"ended", "qos": 1, "properties": will_props},
-                  properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=1))
-    short.close()
-    assert watcher.expect_message().payload == b"ended"
-
-
-def test_v5_takeover_within_the_will_delay_cancels_the_will(broker, mqtt):
-    watcher = mqtt(broker.port, "watcher")
-    watcher.connect()
-    watcher.subscribe("wills/#", qos=1)
-    first = mqtt(broker.port, "taken", protocol=V5, clean=False)
-    will_props = _props(PacketTypes.WILLMESSAGE, WillDelayInterval=600)
-    first.connect(will={"topic": "wills/taken", "payload": b"no", "qos": 1, "properties": will_props},
-                  properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=600))
-    second = mqtt(broker.port, "taken", protocol=V5, clean=False)
-    second.connect(properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=600))
-    assert first.disconnects.get(timeout=10) == 0x8E
-    second.roundtrip()
+def test_v5_will_is_published_when_the_session_ends_before_the_will_delay(hub):
+    watcher = _watcher(hub)
+    short = hub.peer("short-session", version=V5, clean=False,
+                     will=Will("wills/short", b"ended", 1, properties={"will_delay_interval": 600}),
+                     properties={"session_expiry_interval": 1})
+    short.drop()
     watcher.expect_no_message()
+    hub.run_timers(after=1.0)
+    assert watcher.expect_message().payload == b"ended"
+    assert "short-session" not in hub.broker.sessions
+
+
+def test_v5_takeover_within_the_will_delay_cancels_the_will(hub):
+    watcher = _watcher(hub)
+    first = hub.peer("taken", version=V5, clean=False,
+                     will=Will("wills/taken", b"no", 1, properties={"will_delay_interval": 600}),
+                     properties={"session_expiry_interval": 600})
+    hub.peer("taken", version=V5, clean=False, properties={"session_expiry_interval": 600})
+    assert first.expect("Disconnect").reason_code == 0x8E
+    hub.run_timers(after=601)
+    watcher.expect_no_message()
+
+
+def test_takeover_publishes_a_will_without_delay_of_the_old_connection(hub):
+    watcher = _watcher(hub)
+    hub.peer("taken", will=Will("wills/taken", b"now", 1))
+    hub.peer("taken")
+    assert watcher.expect_message().payload == b"now"
+
+
+def test_delayed_wills_are_published_at_shutdown(hub):
+    watcher = _watcher(hub)
+    offline = hub.peer("offline", version=V5, clean=False,
+                       will=Will("wills/offline", b"delayed", 1, properties={"will_delay_interval": 600}),
+                       properties={"session_expiry_interval": 600})
+    offline.drop()
+    online = hub.peer("online", version=V5, clean=False,
+                      will=Will("wills/online", b"connected", 1, properties={"will_delay_interval": 600}),
+                      properties={"session_expiry_interval": 600})
+    watcher.expect_no_message()
+    hub.shut_down([watcher, online])
+    assert sorted(m.payload for m in watcher.messages()) == [b"connected", b"delayed"]
+    assert online.expect("Disconnect").reason_code == 0x8B

@@ -122,9 +122,9 @@ def test_nanomq_mqtt_keys_we_do_not_implement_warn_by_full_path(tmp_path):
     ]
 
 
-def test_nanomq_260mb_packet_limit_is_accepted_and_capped_at_the_mqtt_maximum(tmp_path):
+def test_nanomq_260mb_packet_limit_is_accepted_as_nanomq_ceiling(tmp_path):
     config = load(tmp_path, "mqtt.max_packet_size = 260MB").config
-    assert config.mqtt.max_packet_size == 268_435_460
+    assert config.mqtt.max_packet_size == 260 * 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -201,8 +201,9 @@ def test_http_server_block_sets_port_bind_credentials_and_auth_type(tmp_path):
     )
 
 
-def test_no_http_server_block_serves_metrics_on_8081_by_default(tmp_path):
-    assert load(tmp_path, "").config.http_server == HttpServerConfig(port=8081)
+def test_no_http_server_block_means_no_http_server_as_in_nanomq(tmp_path):
+    assert load(tmp_path, "").config.http_server is None
+    assert load(tmp_path, "http_server {}").config.http_server == HttpServerConfig(port=8081)
 
 
 def test_http_server_enable_false_turns_it_off_without_warnings(tmp_path):
@@ -239,7 +240,7 @@ def test_unimplemented_blocks_and_unknown_keys_warn_once_each_with_full_path(tmp
         tmp_path,
         "system { parallel = 0 }\n"
         "authorization {\n sources = []\n}\n"
-        "bridges.mqtt.emqx1 { server = \"mqtt-tcp://127.0.0.1:1883\" }\n"
+        "bridges.aws.c1 { server = \"127.0.0.1:8883\" }\n"
         "mqtt {\n foo = 1\n}\n"
         "log.rotation.bar = 2\n"
         "frobnicate = yes\n",
@@ -248,7 +249,7 @@ def test_unimplemented_blocks_and_unknown_keys_warn_once_each_with_full_path(tmp
     assert sorted(loaded.warnings) == sorted([
         f"{conf}:1: system is not implemented (ignored)",
         f"{conf}:2: authorization is not implemented (ignored)",
-        f"{conf}:5: bridges is not implemented (ignored)",
+        f"{conf}:5: bridges.aws is not implemented (ignored)",
         f"{conf}:7: unknown key mqtt.foo (ignored)",
         f"{conf}:9: unknown key log.rotation.bar (ignored)",
         f"{conf}:10: unknown key frobnicate (ignored)",
@@ -275,3 +276,19 @@ def test_tcp_listener_without_bind_keeps_nanomqs_default_address(tmp_path):
 def test_named_listener_without_bind_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match=r":1: listeners.tcp.a: a listener needs bind"):
         load(tmp_path, "listeners.tcp.a { enable = true }\n")
+
+
+def test_http_server_ip_addr_is_nanomqs_bind_address_and_bind_an_alias(tmp_path):
+    assert load(tmp_path, 'http_server { ip_addr = "127.0.0.1" }').config.http_server.bind == "127.0.0.1"
+    assert load(tmp_path, 'http_server { bind = "::1" }').config.http_server.bind == "::1"
+    with pytest.raises(ConfigError, match=r":1: http_server.bind: write either ip_addr or bind"):
+        load(tmp_path, 'http_server { ip_addr = "127.0.0.1", bind = "0.0.0.0" }')
+    with pytest.raises(ConfigError, match=r"http_server.ip_addr: '300.0.0.1' is not an IPv4 address"):
+        load(tmp_path, 'http_server { ip_addr = "300.0.0.1" }')
+
+
+def test_listener_bind_accepts_nanomqs_url_form_as_the_environment_does(tmp_path):
+    config = load(tmp_path, 'listeners.tcp.bind = "nmq-tcp://127.0.0.1:2883"').config
+    assert config.listeners == (ListenerConfig("tcp", "127.0.0.1", 2883),)
+    with pytest.raises(ConfigError, match='expected "nmq-tcp://host:port"'):
+        load(tmp_path, 'listeners.tcp.bind = "ws://127.0.0.1:2883"')

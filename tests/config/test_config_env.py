@@ -69,14 +69,14 @@ def test_log_variables_override_the_file(tmp_path):
         {
             "NANOMQ_LOG_TO": "file|console",
             "NANOMQ_LOG_LEVEL": "DEBUG",
-            "NANOMQ_LOG_DIR": "/var/log/nmq",
+            "NANOMQ_LOG_DIR": str(tmp_path),
             "NANOMQ_LOG_FILE": "b.log",
             "NANOMQ_LOG_ROTATION_SIZE": "1MB",
             "NANOMQ_LOG_ROTATION_COUNT": "2",
         },
     ).config.log
     assert log.to == ("file", "console")
-    assert (log.level, log.dir, log.file) == ("debug", "/var/log/nmq", "b.log")
+    assert (log.level, log.dir, log.file) == ("debug", str(tmp_path), "b.log")
     assert (log.rotation.size, log.rotation.count) == (1024 * 1024, 2)
 
 
@@ -162,3 +162,52 @@ def test_log_to_syslog_from_the_environment_warns(tmp_path):
     loaded = load(tmp_path, {"NANOMQ_LOG_TO": "syslog|console"})
     assert loaded.config.log.to == ("console",)
     assert loaded.warnings == ["environment: NANOMQ_LOG_TO: syslog is not implemented (ignored)"]
+
+
+def test_log_dir_from_the_environment_must_exist_when_logging_to_a_file(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, {"NANOMQ_LOG_TO": "file", "NANOMQ_LOG_DIR": "/nonexistent"})
+    assert str(error.value) == ("environment: NANOMQ_LOG_DIR (log.dir): /nonexistent does not exist "
+                                "(log.to includes file)")
+
+
+def test_file_and_environment_accept_the_same_max_packet_size(tmp_path):
+    for written, accepted in (("260MB", 260 * 1024 * 1024), ("1", 1)):
+        assert load(tmp_path, {}, text=f"mqtt.max_packet_size = {written}").config.mqtt.max_packet_size == accepted
+        assert load(tmp_path, {"NANOMQ_MAX_PACKET_SIZE": written}, text="").config.mqtt.max_packet_size == accepted
+    for refused in ("261MB", "0"):
+        with pytest.raises(ConfigError, match="mqtt.max_packet_size: must be between 1B and 260MB"):
+            load(tmp_path, {}, text=f"mqtt.max_packet_size = {refused}")
+        with pytest.raises(ConfigError, match=r"NANOMQ_MAX_PACKET_SIZE \(mqtt.max_packet_size\): must be between"):
+            load(tmp_path, {"NANOMQ_MAX_PACKET_SIZE": refused}, text="")
+
+
+def test_every_variable_accepts_exactly_what_its_key_accepts_in_the_file(tmp_path):
+    # For each declared key with a variable: the same text written in the file (where pyhocon
+    # types it) and in the environment gives the same Config, or is refused by both.
+    from appliance.config import table
+    from appliance.config.keys import Host, Text
+
+    samples = ["0", "1", "-1", "2.5", "70000", "abc", "10s", "500ms", "1KB", "261MB", "true", "off",
+               "console", "file|console", "WARN", "no_auth", "jwt", "127.0.0.1", "999.1.1.1"]
+    compared = 0
+    for spec in table():
+        if not spec.env or "[" in spec.path or spec.path == "http_server.enable":
+            continue
+        block = "http_server { }\n" if spec.path.startswith("http_server") else ""
+        for sample in samples:
+            def outcome(text, env):
+                try:
+                    return load(tmp_path, env, text=text).config
+                except ConfigError as error:
+                    return "syntax" if "syntax error" in str(error) else ConfigError
+
+            from_env = outcome(block, {spec.env: sample})
+            # Quoted, and unquoted as pyhocon types it (a string key written 10s unquoted is
+            # pyhocon's duration, which the file refuses: strings like that are quoted).
+            for written in (f'"{sample}"',) + (() if isinstance(spec.kind, (Text, Host)) else (sample,)):
+                from_file = outcome(f"{block}{spec.path} = {written}\n", {})
+                if from_file != "syntax":
+                    assert from_file == from_env, (spec.path, written, from_file, from_env)
+                    compared += 1
+    assert compared >= 200

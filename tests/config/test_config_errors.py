@@ -38,18 +38,21 @@ def test_syntax_error_reports_pyhocon_line_and_column(tmp_path):
     path = write(tmp_path, "mqtt {\n  max_mqueue_len = [1, 2\n}\n")
     with pytest.raises(ConfigError) as error:
         load_config(path, env={})
-    assert str(error.value) == f"{path}:3:1: syntax error: Expected ']', found '}}'"
+    assert str(error.value) == (f"{path}:3:1: syntax error: expected ']' to close a list "
+                                "(or ',' between its elements); found '}'")
 
 
 def test_unclosed_block_is_a_syntax_error(tmp_path):
     path = write(tmp_path, "mqtt {\n  max_mqueue_len = 1\n")
-    with pytest.raises(ConfigError, match=r"nanomq.conf:3:1: syntax error: Expected '}'"):
+    with pytest.raises(ConfigError, match=r"nanomq.conf:3:1: syntax error: expected '}' to close an object .*"
+                                          "found the end of the file"):
         load_config(path, env={})
 
 
 def test_unresolved_substitution_names_its_position(tmp_path):
     path = write(tmp_path, "mqtt {\n  max_mqueue_len = ${NOT_SET_ANYWHERE_X}\n}\n")
-    with pytest.raises(ConfigError, match=r"nanomq.conf:2:\d+: Cannot resolve variable \$\{NOT_SET_ANYWHERE_X\}"):
+    with pytest.raises(ConfigError, match=r"nanomq.conf:2:\d+: mqtt.max_mqueue_len: Cannot resolve variable "
+                                          r"\$\{NOT_SET_ANYWHERE_X\}"):
         load_config(path, env={})
 
 
@@ -70,10 +73,87 @@ def test_block_given_a_scalar_is_an_error(tmp_path):
         load_config(write(tmp_path, "webhook = on\n"), env={})
 
 
-def test_missing_include_is_a_warning_not_a_crash(tmp_path):
-    loaded = load_config(write(tmp_path, 'include "missing.conf"\nmqtt.property_size = 4\n'), env={})
-    assert loaded.config.mqtt.property_size == 4
-    assert any("Cannot include file" in warning and "missing.conf" in warning for warning in loaded.warnings)
+def test_missing_top_level_include_is_an_error_naming_its_line(tmp_path):
+    path = write(tmp_path, 'mqtt.property_size = 4\n# include "commented.conf"\ninclude "missing.conf"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env={})
+    assert str(error.value) == (f'{path}:3:1: include "missing.conf": cannot read '
+                                f'{tmp_path / "missing.conf"}: No such file or directory')
+
+
+def test_acl_include_typo_is_an_error_not_an_open_broker(tmp_path):
+    # The file is nanomq_acl.conf; a typo used to start with no ACL at all (alice granted secret/#).
+    (tmp_path / "nanomq_acl.conf").write_text('rules = [ {permit = deny, username = alice, topics = ["secret/#"]} ]\n')
+    path = write(tmp_path, 'auth {\n  allow_anonymous = true\n  acl = {include "nanomq_acl.cnf"}\n}\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env={})
+    assert str(error.value).startswith(f'{path}:3:')
+    assert 'auth.acl: include "nanomq_acl.cnf": cannot read' in str(error.value)
+
+
+def test_unreadable_include_is_an_error(tmp_path):
+    included = tmp_path / "pwd.conf"
+    included.write_text('"alice": "pw"\n')
+    included.chmod(0)
+    if os.access(included, os.R_OK):
+        pytest.skip("running as a user who reads any file (root)")
+    path = write(tmp_path, 'auth.password = {include "pwd.conf"}\n')
+    with pytest.raises(ConfigError, match=r"nanomq.conf:1:\d+: auth.password: include \"pwd.conf\": cannot read .*"
+                                          "Permission denied"):
+        load_config(path, env={})
+
+
+def test_a_directory_as_include_is_an_error(tmp_path):
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ConfigError, match=r'nanomq.conf:1:1: include "sub": cannot read .*sub: Is a directory'):
+        load_config(write(tmp_path, 'include "sub"\n'), env={})
+
+
+def test_missing_include_inside_an_included_file_names_that_file_and_line(tmp_path):
+    (tmp_path / "auth.conf").write_text('allow_anonymous = false\npassword = {include "gone.conf"}\n')
+    path = write(tmp_path, 'auth = {include "auth.conf"}\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env={})
+    assert str(error.value).startswith(f'{tmp_path / "auth.conf"}:2:')
+    assert 'include "gone.conf": cannot read' in str(error.value)
+
+
+def test_syntax_error_inside_an_included_file_names_that_file(tmp_path):
+    (tmp_path / "acl.conf").write_text("rules = [\n  {permit = allow\n")
+    with pytest.raises(ConfigError, match=r"acl.conf:3:1: syntax error: expected '}'"):
+        load_config(write(tmp_path, 'auth.acl = {include "acl.conf"}\n'), env={})
+
+
+def test_check_config_exits_2_for_an_include_typo(tmp_path):
+    path = write(tmp_path, 'auth {\n  acl = {include "nanomq_acl.cnf"}\n}\n')
+    result = run_check_config(path)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and f"{path}:2:" in result.stderr
+
+
+def test_syntax_error_says_what_was_expected_in_words_not_the_grammar(tmp_path):
+    path = write(tmp_path, "mqtt {\n  a+b = 1\n}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env={})
+    message = str(error.value)
+    assert message.startswith(f"{path}:2:4: syntax error: expected '=', ':' or '{{' after a key")
+    assert "found '+'" in message and len(message) < 250 and "Suppress" not in message
+
+
+def test_pyhocon_type_error_names_the_key(tmp_path):
+    path = write(tmp_path, 'log {\n  to = [console] "file"\n}\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env={})
+    message = str(error.value)
+    assert message.startswith(f"{path}:2:") and ": log.to: a string written next to a list" in message
+    assert "ConfigList" not in message and "Token" not in message
+
+
+def test_huge_drain_timeout_names_its_line_and_key(tmp_path):
+    for value in ("99999999999999999999s", "9999999999"):
+        path = write(tmp_path, f'webhook {{\n  url = "http://127.0.0.1:1/"\n  drain_timeout = {value}\n}}\n')
+        with pytest.raises(ConfigError, match=r"nanomq.conf:3: webhook.drain_timeout: .*(too large|1h or less)"):
+            load_config(path, env={})
 
 
 def test_relative_include_is_read_beside_the_file(tmp_path):
@@ -136,8 +216,8 @@ def test_any_value_under_any_supported_key_loads_or_raises_config_error(pairs):
         assert "\n" not in str(error) and len(str(error)) < 600
 
 
-def test_pyhocon_internal_failure_on_a_bad_merge_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"nanomq.conf: cannot be parsed \(TypeError in pyhocon"):
+def test_pyhocon_internal_failure_on_a_bad_merge_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"nanomq.conf:1: mqtt: is given a value here and keys below it"):
         load_config(write(tmp_path, "mqtt = []\nmqtt.max_packet_size = null\n"), env={})
 
 
@@ -178,3 +258,20 @@ def test_cli_check_config_reports_a_bad_environment_variable(tmp_path):
 def test_cli_check_config_accepts_the_shipped_file_without_warnings():
     result = run_check_config(str(REPO / "etc" / "nanomq.conf"))
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_every_include_spelling_is_checked(tmp_path):
+    for directive in ('include file("gone.conf")', 'include required("gone.conf")',
+                      'include required(file("gone.conf"))'):
+        path = write(tmp_path, f"mqtt.property_size = 4\n{directive}\n")
+        with pytest.raises(ConfigError, match=r"nanomq.conf:2:1: include .*gone.conf.*: cannot read"):
+            load_config(path, env={})
+    path = write(tmp_path, 'include url("http://127.0.0.1:9/x.conf")\n')
+    with pytest.raises(ConfigError, match="only includes of files are supported"):
+        load_config(path, env={})
+
+
+def test_include_inside_a_string_or_comment_is_not_an_include(tmp_path):
+    path = write(tmp_path, 'http_server { username = "include \\"x\\"" }\n# include "gone.conf"\n'
+                           '// include "gone.conf"\n')
+    assert load_config(path, env={}).config.http_server.username == 'include "x"'

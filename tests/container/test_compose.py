@@ -26,7 +26,7 @@ def test_broker_alone_mounts_the_example_config_directory_read_only():
     assert services["webhook-receiver"]["profiles"] == ["webhook"]  # started only with --profile webhook
     broker = services["broker"]
     assert f"{REPO}/docker/config:/etc/nanomq:ro" in broker["volumes"]
-    assert {(p["published"], p["target"]) for p in broker["ports"]} == {(1883, 1883), (8081, 8081)}
+    assert {(p["published"], p["target"]) for p in broker["ports"]} == {(1883, 1883), (8081, 8081), (8083, 8083)}
     assert broker["read_only"] is True and broker["cap_drop"] == ["ALL"]
     assert broker["build"] == {"context": str(REPO), "dockerfile": "docker/Dockerfile"}
 

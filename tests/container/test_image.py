@@ -6,12 +6,15 @@ goes through paho-mqtt, webhooks reach a real HTTP server on the host, a real Pr
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import queue
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -174,11 +177,12 @@ def test_image_metadata_names_user_ports_healthcheck_and_labels(podman, image):
     (info,) = json.loads(run(podman, "image", "inspect", image).stdout)
     config = info["Config"]
     assert config["User"] == f"{UID}:{UID}"
-    assert set(config["ExposedPorts"]) == {"1883/tcp", "8081/tcp"}
+    assert set(config["ExposedPorts"]) == {"1883/tcp", "8081/tcp", "8083/tcp", "8883/tcp"}
     assert config["Entrypoint"] == ["python", "-m", "appliance"]
     assert info["Healthcheck"]["Test"] == ["CMD", "python", "/app/healthcheck.py"]  # needs --format docker
     assert "NANOMQ_CONF_PATH=/etc/nanomq/nanomq.conf" in config["Env"]
     assert config["Labels"]["org.opencontainers.image.title"] == "nanomq-appliance"
+    assert "MQTT 3.1, 3.1.1 and 5.0" in config["Labels"]["org.opencontainers.image.description"]
     assert config["StopSignal"] == "SIGTERM"
 
 
@@ -197,6 +201,13 @@ def test_a_broken_mounted_config_stops_start_up_with_a_clear_error(podman, image
 
 def test_broker_runs_as_the_non_root_user(podman, broker):
     assert run(podman, "exec", broker.name, "id", "-u").stdout.strip() == UID
+
+
+def test_data_directory_is_owned_by_the_broker_user(podman, image):
+    # A fresh named volume copies the image directory's owner: the non-root broker can write it.
+    listing = run(podman, "run", "--rm", *RUN_FLAGS, "--entrypoint", '["stat", "-c", "%u:%g %a %n"]', image,
+                  "/var/lib/nanomq", "/var/lib/nanomq/spool").stdout.split("\n")
+    assert [line.split()[0] for line in listing if line] == [f"{UID}:{UID}", f"{UID}:{UID}"]
 
 
 def test_mqtt_publish_subscribe_round_trip_through_the_container(broker):
@@ -310,15 +321,29 @@ def test_sigterm_stops_the_default_config_container_gracefully_before_the_kill_t
 
 
 def test_chart_deployment_runs_under_podman_kube_play(podman, image, render, tmp_path):
-    # The rendered Deployment and ConfigMap as they are, so the chart's securityContext, config
-    # mount and emptyDirs are what the broker runs with. Test-only change: hostPorts on loopback.
+    # The rendered Deployment, ConfigMap and Secret as they are, so the chart's securityContext,
+    # config and secret mounts and emptyDirs are what the broker runs with. Test-only changes:
+    # hostPorts on loopback, and the Secret's files through a hostPath: podman 4.3.1's kube play
+    # panics on secret volumes (nil pointer in VolumeFromSecret). With configReload.mode watch,
+    # so the config-watcher sidecar runs next to the broker as in a cluster.
     repository, tag = image.rsplit(":", 1)
     rendered = render("--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-                      "--set", "image.pullPolicy=Never", release="kp")
+                      "--set", "image.pullPolicy=Never", "--set", "configReload.mode=watch",
+                      "--set", "configReload.interval=1", release="kp")
     deployment = rendered.one("Deployment")
     mqtt_port, http_port = free_port(), free_port()
     for port, host_port in zip(rendered.broker["ports"], (mqtt_port, http_port)):
         port.update(hostPort=host_port, hostIP="127.0.0.1")
+    secret = rendered.one("Secret")
+    files = tmp_path / "secret"
+    files.mkdir(mode=0o755)
+    for key, value in secret["data"].items():
+        (files / key).write_bytes(base64.b64decode(value))
+        (files / key).chmod(0o644)
+    (volume,) = [v for v in rendered.pod_spec["volumes"] if v["name"] == "secret"]
+    assert volume.pop("secret")["secretName"] == secret["metadata"]["name"]
+    volume["hostPath"] = {"path": str(files), "type": "Directory"}
+    credentials = dict(re.findall(r'(\w+) = "([^"]*)"', (files / "http_server.conf").read_text()))
     (tmp_path / "deployment.yaml").write_text(yaml.safe_dump(deployment))
     # A ConfigMap passed with --configmap is readable by the non-root user (one inside the
     # played file is not, in podman 4.3).
@@ -340,8 +365,23 @@ def test_chart_deployment_runs_under_podman_kube_play(podman, image, render, tmp
         assert run(podman, "exec", broker, "id", "-u").stdout.strip() == UID
         config = run(podman, "exec", broker, "cat", "/etc/nanomq/nanomq.conf").stdout
         assert config == rendered.one("ConfigMap")["data"]["nanomq.conf"]
+        assert credentials["password"] not in config
         assert run(podman, "exec", broker, "touch", "/var/lib/nanomq/spool-probe", "/tmp/probe").returncode == 0
         assert run(podman, "exec", broker, "touch", "/etc/probe", check=False).returncode != 0  # read-only root
+        # /api/v4 takes the generated credentials from the Secret's file, and nothing else.
+        api = f"http://127.0.0.1:{http_port}/api/v4/metrics"
+
+        def api_status(username: str, password: str) -> int:
+            token = base64.b64encode(f"{username}:{password}".encode()).decode()
+            request = urllib.request.Request(api, headers={"Authorization": f"Basic {token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert api_status(credentials["username"], credentials["password"]) == 200
+        assert api_status("admin", "public") == 401
         received = threading.Event()
         subscriber = connected_client(mqtt_port, "kube-play-sub")
         subscriber.on_message = lambda *args: received.set()
@@ -353,6 +393,18 @@ def test_chart_deployment_runs_under_podman_kube_play(podman, image, render, tmp
         assert received.wait(10)
         subscriber.disconnect()
         subscriber.loop_stop()
+
+        # The watcher sees the Secret's directory change and asks the broker in the pod to reload.
+        (watcher,) = [name for name in names if name.startswith("kp-nanomq-appliance-")
+                      and name.endswith("-config-watcher")]
+        (files / "extra.conf").write_text("# a new key of the Secret\n")
+        (files / "extra.conf").chmod(0o644)
+        outcomes = ("the broker reloaded them (200)", "this broker has no /api/v4/reload; restart the pod")
+        deadline = time.monotonic() + 20
+        while not any(outcome in (logs := run(podman, "logs", watcher).stdout) for outcome in outcomes):
+            assert time.monotonic() < deadline, logs
+            time.sleep(0.2)
+        assert "watching /etc/nanomq, /etc/nanomq-secret every 1 s" in logs
     finally:
         run(podman, "kube", "down", str(tmp_path / "deployment.yaml"), check=False)
         run(podman, "volume", "rm", "-f", rendered.one("ConfigMap")["metadata"]["name"], check=False)

@@ -63,10 +63,20 @@ class Rendered:
         return found[0]
 
     @property
+    def workload(self) -> dict:
+        """The broker's Deployment or StatefulSet."""
+        (found,) = [doc for doc in self.documents if doc["kind"] in ("Deployment", "StatefulSet")]
+        return found
+
+    @property
     def pod_spec(self) -> dict:
-        return self.one("Deployment")["spec"]["template"]["spec"]
+        return self.workload["spec"]["template"]["spec"]
+
+    @property
+    def configmap_text(self) -> str:
+        """Every ConfigMap's data, as one text."""
+        return "\n".join(value for doc in self.all("ConfigMap") for value in doc.get("data", {}).values())
 
     @property
     def broker(self) -> dict:
-        (container,) = self.pod_spec["containers"]
-        return container
+        return next(c for c in self.pod_spec["containers"] if c["name"] == "broker")

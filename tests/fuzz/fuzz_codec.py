@@ -41,8 +41,10 @@ else:
 
 with _instrumented:
     from appliance.broker import Broker
-    from appliance.broker.client import Client
-    from appliance.config.model import MqttConfig
+    from appliance.broker.client import Client, ClientSettings
+    from appliance.broker.stats import BrokerStats
+    from appliance.broker.timers import Timers
+    from appliance.config.model import LimitsConfig, MqttConfig
     from appliance.mqtt.codec import MqttDecoder, encode
     from appliance.mqtt.errors import MqttError
     from appliance.mqtt.packets import (
@@ -57,14 +59,15 @@ VERSIONS = (3, 4, 5)
 class _Transport:
     """What a Client writes to: bytes are kept, nothing is sent anywhere."""
 
-    pending_bytes = 0
-
     def __init__(self) -> None:
         self.written = []
         self.closed = False
 
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
+    def write(self, data: bytes, tail: bytes | None = None) -> None:
+        self.written.append(data if tail is None else data + tail)
+
+    def has_room(self) -> bool:
+        return True
 
     def close(self) -> None:
         self.closed = True
@@ -82,25 +85,26 @@ def fuzz_one(data: bytes) -> None:
     version = VERSIONS[data[0] % 3]
     body = data[1:]
     split = len(body) // 2
-    broker = Broker(MqttConfig(max_packet_size=64 * 1024))
-    client = Client(broker, _Transport(), ("127.0.0.1", 1))
+    mqtt, limits, stats = MqttConfig(max_packet_size=64 * 1024), LimitsConfig(), BrokerStats()
+    broker = Broker(mqtt, limits, stats, Timers())
+    client = Client(broker, _Transport(), ClientSettings(mqtt, limits), stats, ("127.0.0.1", 1))
     decoder = MqttDecoder(64 * 1024)
-    for packet in decoder.feed(_connect_bytes(version)):
-        client.handle(packet)
+    connect = _connect_bytes(version)
+    decoder.feed(connect)
+    assert client.receive_data(connect) is None  # no access control: nothing to ask
     for chunk in (body[:split], body[split:]):
+        # The client decodes the same bytes itself, as the listener feeds it
+        # (appliance/listeners/tcp.py); this decoder checks each packet's round trip.
+        failed = False
         try:
             packets = decoder.feed(chunk)
         except MqttError as error:
-            for packet in error.packets:  # as the listener does (appliance/listeners/tcp.py)
-                _check_round_trip(packet, version)
-                if not client.closed:
-                    client.handle(packet)
-            client.protocol_violation(error)
-            return
+            packets, failed = error.packets, True
         for packet in packets:
             _check_round_trip(packet, version)
-            if not client.closed:
-                client.handle(packet)
+        client.receive_data(chunk)
+        if failed or client.closed:
+            break
     client.connection_lost("tcp_closed")
 
 

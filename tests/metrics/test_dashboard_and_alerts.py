@@ -9,8 +9,20 @@ from pathlib import Path
 
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+RULES = DOCS / "prometheus-rules.yaml"
 DASHBOARD = json.loads((DOCS / "grafana-dashboard.json").read_text())
 SERIES_NAME = re.compile(r"\b((?:appliance|process|python)_[a-z0-9_]+)")
+# Names CONTRACTS.md reserves for the bridge and the durable store, built in parallel: the
+# dashboard and the alerts use them before this broker exports them.
+RESERVED = {
+    "appliance_bridge_up", "appliance_bridge_messages_forwarded_total", "appliance_bridge_messages_received_total",
+    "appliance_bridge_messages_dropped_total", "appliance_bridge_queue_depth", "appliance_bridge_reconnects_total",
+    "appliance_bridge_ack_rtt_seconds_bucket",
+    "appliance_store_commits_total", "appliance_store_commit_seconds_bucket", "appliance_store_rows_per_commit_sum",
+    "appliance_store_rows_per_commit_count", "appliance_store_size_bytes",
+}
+# Grafana's own units for per-second rates (cps: counts/s); the axis label names what is counted.
+RATE_UNITS = {"cps", "reqps", "Bps", "percentunit"}
 
 
 def dashboard_queries() -> list[str]:
@@ -23,13 +35,30 @@ def as_promql(expr: str) -> str:
 
 
 def rules_file(tmp_path: Path) -> Path:
-    """The PrometheusRule's `spec`, dedented: a plain Prometheus rules file."""
-    lines = (DOCS / "prometheus-rules.yaml").read_text().splitlines()
-    spec = lines[lines.index("spec:") + 1:]
-    assert all(not line or line.startswith("  ") for line in spec)
+    """The shipped rules file, as it is, next to the promtool test file."""
     path = tmp_path / "rules.yml"
-    path.write_text("\n".join(line[2:] for line in spec) + "\n")
+    path.write_bytes(RULES.read_bytes())
     return path
+
+
+def panels_of_row(title: str) -> list[dict]:
+    """The panels below the row `title`, up to the next row."""
+    panels, inside = [], False
+    for panel in DASHBOARD["panels"]:
+        if panel["type"] == "row":
+            inside = panel["title"] == title
+        elif inside:
+            panels.append(panel)
+    return panels
+
+
+def kept_labels(expr: str) -> set[str] | None:
+    """Labels the outermost aggregation keeps (None: not aggregated, every label is kept)."""
+    outer = re.match(r"\s*(?:histogram_quantile\([0-9.]+,\s*)?(sum|max|min|avg|count)\s*(?:by\s*\(([^)]*)\))?\s*\(",
+                     expr)
+    if outer is None:
+        return None
+    return {label.strip() for label in (outer.group(2) or "").split(",") if label.strip()} - {"le"}
 
 
 def test_dashboard_has_the_panels_the_issue_asks_for():
@@ -56,7 +85,40 @@ def test_dashboard_queries_only_series_the_broker_exports(broker_factory, mqtt, 
 
     used = {name for expr in dashboard_queries() for name in SERIES_NAME.findall(expr)}
     used.add("appliance_build_info")  # the template variables read it
-    assert used - exported == set()
+    assert used - exported - RESERVED == set()
+    alerted = set(SERIES_NAME.findall(RULES.read_text()))
+    assert alerted - exported - RESERVED == set()
+
+
+def test_dashboard_has_a_bridge_row_and_a_store_row_on_the_reserved_names():
+    bridge = " ".join(target["expr"] for panel in panels_of_row("Bridges") for target in panel["targets"])
+    store = " ".join(target["expr"] for panel in panels_of_row("Store") for target in panel["targets"])
+    assert {name for name in RESERVED if name.startswith("appliance_bridge_")} <= set(SERIES_NAME.findall(bridge))
+    assert {name for name in RESERVED if name.startswith("appliance_store_")} <= set(SERIES_NAME.findall(store))
+    latency = next(panel for panel in panels_of_row("Store") if panel["title"] == "Store commit latency")
+    assert latency["fieldConfig"]["defaults"]["unit"] == "s"
+
+
+def test_every_legend_names_only_labels_its_query_keeps():
+    # A stat panel over sum(...) with legend {{instance}} shows an empty name: the sum has no instance.
+    for panel in DASHBOARD["panels"]:
+        for target in panel.get("targets", []):
+            legend = target.get("legendFormat", "")
+            assert legend.strip(), f"{panel['title']}: empty legend"
+            kept = kept_labels(target["expr"])
+            if kept is not None:
+                assert set(re.findall(r"\{\{\s*(\w+)\s*\}\}", legend)) <= kept, f"{panel['title']}: {legend}"
+
+
+def test_rate_panels_use_per_second_units():
+    for panel in DASHBOARD["panels"]:
+        exprs = [target["expr"] for target in panel.get("targets", [])]
+        # Quantiles and ratios of two rates are not per second.
+        if exprs and all("rate(" in expr and "histogram_quantile" not in expr and " / " not in expr for expr in exprs):
+            unit = panel["fieldConfig"]["defaults"]["unit"]
+            assert unit in RATE_UNITS, f"{panel['title']}: {unit}"
+            if unit == "cps":  # counts of what
+                assert panel["fieldConfig"]["defaults"]["custom"]["axisLabel"].endswith("/s"), panel["title"]
 
 
 def test_dashboard_queries_are_valid_promql(broker, start_prometheus, fetch):
@@ -70,7 +132,13 @@ def test_alert_rules_pass_promtool_check_rules(promtool, tmp_path):
     result = subprocess.run([promtool, "check", "rules", str(rules_file(tmp_path))],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 13 rules found" in result.stdout
+
+
+def test_shipped_rules_file_passes_promtool_as_it_is(promtool):
+    result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "job=" not in RULES.read_text()  # no rule depends on what the scrape config calls the job
 
 
 def firing(alert: str, eval_time: str, **labels) -> dict:
@@ -123,6 +191,45 @@ def test_alerts_fire_when_hooks_fail_and_queues_grow(promtool, tmp_path):
                              series("appliance_webhook_queue_depth", "5000x40", instance="edge-2")],
             "promql_expr_test": [firing("ApplianceWebhookQueueGrowing", "30m", severity="warning", **where)],
         },
+        {   # an appliance target stops answering (any job name); a non-appliance target does not count
+            "interval": "1m",
+            "input_series": [series("up", "1 1 0 0 0 0 0 0 0 0", job="kubernetes-pods"),
+                             series("appliance_build_info", "1 1 _ _ _ _ _ _ _ _", job="kubernetes-pods",
+                                    version="0.1.0"),
+                             series("up", "0x10", job="node", instance="node-1")],
+            "promql_expr_test": [
+                silent("ApplianceDown", "5m"),
+                {"expr": 'ALERTS{alertname="ApplianceDown",alertstate="firing"}', "eval_time": "8m",
+                 "exp_samples": [{"labels": 'ALERTS{alertname="ApplianceDown",alertstate="firing",severity="critical",'
+                                            'job="kubernetes-pods",instance="edge-1"}', "value": 1}]},
+            ],
+        },
+        {   # a bridge down for 5 minutes; one that flaps back up in time does not page
+            "interval": "1m",
+            "input_series": [series("appliance_bridge_up", "1 0 0 0 0 0 0 0 0 0", bridge="cloud"),
+                             series("appliance_bridge_up", "1 0 0 1 1 1 1 1 1 1", bridge="backup")],
+            "promql_expr_test": [silent("ApplianceBridgeDown", "4m"),
+                                 firing("ApplianceBridgeDown", "8m", severity="critical", bridge="cloud", **where)],
+        },
+        {   # the bridge queue fills while the upstream is away; drops on overflow page at once
+            "interval": "1m",
+            "input_series": [series("appliance_bridge_queue_depth", "0+300x30", bridge="cloud"),
+                             series("appliance_bridge_messages_dropped_total", "0 0 0 40 80 80", bridge="cloud",
+                                    reason="queue_full")],
+            "promql_expr_test": [
+                firing("ApplianceBridgeQueueFilling", "25m", severity="warning", bridge="cloud", **where),
+                firing("ApplianceBridgeMessagesDropped", "4m", severity="warning", bridge="cloud",
+                       reason="queue_full", **where),
+            ],
+        },
+        {   # store commits slow: p99 above 250 ms for 10 minutes
+            "interval": "1m",
+            "input_series": [series("appliance_store_commit_seconds_bucket", "0+10x30", store="main", le="0.1"),
+                             series("appliance_store_commit_seconds_bucket", "0+10x30", store="main", le="0.5"),
+                             series("appliance_store_commit_seconds_bucket", "0+100x30", store="main", le="1"),
+                             series("appliance_store_commit_seconds_bucket", "0+100x30", store="main", le="+Inf")],
+            "promql_expr_test": [firing("ApplianceStoreCommitSlow", "20m", severity="warning", store="main", **where)],
+        },
         {   # MQTT session queues overflow
             "interval": "1m",
             "input_series": [series("appliance_messages_dropped_total", "0+100x30", reason="queue_full"),
@@ -139,3 +246,16 @@ def test_alerts_fire_when_hooks_fail_and_queues_grow(promtool, tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_dashboard_panels_have_unique_ids_and_do_not_overlap():
+    cells: dict[tuple[int, int], str] = {}
+    for panel in DASHBOARD["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
+    ids = [panel["id"] for panel in DASHBOARD["panels"]]
+    assert len(ids) == len(set(ids))

@@ -3,10 +3,12 @@ client sees for a denied PUBLISH or SUBSCRIBE."""
 
 import pytest
 
-from appliance.auth.acl import covers, decide, overlaps
+from appliance.auth.acl import covers, decide
 from appliance.broker.hooks import ClientInfo
 from appliance.config import load_config_text
-from security_helpers import auth_block, connected
+from appliance.mqtt.packets import Publish
+from security_helpers import auth_block, connected, metric
+from tests.broker.raw import RawClient
 
 ACL = """\
 rules = [
@@ -59,11 +61,12 @@ def test_a_name_with_wildcards_or_slashes_cannot_widen_a_placeholder(name):
     assert decide(rules(), client, "publish", "users/x/y") is None
 
 
-def test_allow_needs_cover_but_deny_needs_only_overlap():
+def test_a_rule_decides_only_a_subscription_it_covers_whole():
     assert covers("a/#", "a/+/c") and not covers("a/+", "a/#") and not covers("#", "$SYS/x")
-    assert overlaps("a/b", "a/+") and overlaps("a/#", "+/x") and not overlaps("a/b", "a/c")
     deny_then_allow = rules('rules = [{permit = deny, topics = ["a/b"]}, {permit = allow}]')
-    assert decide(deny_then_allow, who(), "subscribe", "a/+") is False  # would receive a/b
+    # As mosquitto: the wildcard is granted, and a/b is filtered out message by message.
+    assert decide(deny_then_allow, who(), "subscribe", "a/+") is True
+    assert decide(deny_then_allow, who(), "subscribe", "a/b") is False
     assert decide(deny_then_allow, who(), "subscribe", "a/c") is True
 
 
@@ -149,3 +152,65 @@ def test_will_to_a_forbidden_topic_is_discarded(acl_broker):
     broker.wait_for_log(r"evil@.*will topic not authorized")
     watcher.roundtrip()
     assert watcher.received == []
+
+
+# -- a deny rule and wildcard subscribers (mosquitto's rule) --------------------------
+
+DENY_ACL = """\
+rules = [
+  {permit = deny, action = subscribe, topics = ["test/nosubscribe"]}
+  {permit = deny, username = alice, action = subscribe, topics = ["secret/#"]}
+]
+"""
+
+
+def _topics(raw):
+    """Topics of the PUBLISH packets `raw` got until now (a PINGREQ's answer ends them)."""
+    from appliance.mqtt.packets import PingReq
+
+    raw.send(PingReq())
+    topics = []
+    while type(packet := raw.next_packet()).__name__ != "PingResp":
+        if type(packet).__name__ == "Publish":
+            topics.append(packet.topic)
+    return sorted(topics)
+
+
+@pytest.mark.parametrize("wildcard", ["#", "+/+", "$share/x/#"])
+def test_a_wildcard_subscription_is_granted_and_denied_topics_are_filtered(broker_factory, tmp_path, wildcard):
+    broker = broker_factory(auth_block(tmp_path, acl=DENY_ACL, options="no_match = allow"))
+    alice = connected(broker.port, "alice-dev", "alice")
+    assert alice.subscribe(wildcard, qos=1) == [1]
+    assert alice.subscribe("secret/#", qos=1) == [0x87]  # what a rule covers whole is refused
+    assert alice.subscribe("secret/plan", qos=1) == [0x87]
+    bob = connected(broker.port, "bob-dev", "bob")
+    assert bob.subscribe(wildcard.replace("/x/", "/y/"), qos=0) == [0]  # a group of his own
+    for topic in ("secret/plan", "test/nosubscribe", "public/x"):
+        bob.publish(topic, b"m", qos=0)
+    bob_got = _topics(bob)  # and so everything bob sent has been routed
+    assert _topics(alice) == ["public/x"]
+    assert bob_got == ["public/x", "secret/plan"]  # the rule about alice is not bob's
+    assert metric(broker, "appliance_acl_denied_total", action="receive") == 3
+
+
+def test_retained_and_queued_messages_obey_the_read_check_too(broker_factory, tmp_path):
+    from appliance.mqtt.packets import Connect
+
+    broker = broker_factory(auth_block(tmp_path, acl=DENY_ACL, options="no_match = allow"))
+    bob = connected(broker.port, "bob-dev", "bob")
+    bob.send(Publish("secret/retained", b"r", 0, True))
+    bob.send(Publish("public/retained", b"r", 0, True))
+    bob.roundtrip()
+    alice = RawClient(broker.port, "alice-dev", connect=False)
+    alice.send(Connect("alice-dev", 4, clean_start=False, username="alice"))
+    assert alice.expect("ConnAck").reason_code == 0
+    assert alice.subscribe("+/+", qos=1) == [1]
+    assert _topics(alice) == ["public/retained"]
+    alice.sock.close()  # offline: its session queues QoS 1 messages
+    bob.publish("secret/queued", b"q", qos=1, packet_id=1)
+    bob.publish("public/queued", b"q", qos=1, packet_id=2)
+    assert [bob.expect("PubAck").packet_id for _ in range(2)] == [1, 2]
+    alice = RawClient(broker.port, "alice-dev", connect=False)
+    alice.send(Connect("alice-dev", 4, clean_start=False, username="alice"))
+    assert alice.expect("ConnAck").session_present
+    assert _topics(alice) == ["public/queued"]

@@ -125,3 +125,20 @@ def _retained_payloads(port: int) -> dict:
     while type(packet := sub.next_packet()).__name__ == "Publish":
         got[packet.topic] = packet.payload
     return got
+
+
+def test_deep_topics_within_max_topic_levels_neither_break_metrics_nor_routing(broker_factory, mqtt):
+    # Topic levels may be far more than Python's recursion limit allows a recursive walk.
+    broker = broker_factory("limits { max_topic_levels = 1024 }\n")
+    sub = mqtt(broker.port, "deep-sub")
+    sub.connect()
+    assert sub.subscribe("/".join(["d"] * 499 + ["#"]), qos=1) == [1]
+    assert sub.subscribe("/".join(["+"] * 1000), qos=1) == [1]
+    assert metric(broker, "appliance_topics") == 2  # /metrics answered, and counted both
+    pub = mqtt(broker.port, "deep-pub")
+    pub.connect()
+    deep = "/".join(["d"] * 1000)
+    pub.publish(deep, b"deep", qos=1)  # waits for the PUBACK: routed without failing
+    received = sub.expect_message()
+    assert (received.topic, received.payload) == (deep, b"deep")
+    assert "RecursionError" not in broker.logs()

@@ -1,14 +1,16 @@
 """`listeners.ssl`: MQTT over TLS 1.2+, mutual TLS, and the client certificate's CN as
 username, against real handshakes with certificates made for the test."""
 
+import select
 import socket
 import ssl
+import time
 
 import pytest
 
 from appliance.mqtt.packets import Connect
 from tls_pki import Pki
-from security_helpers import auth_block
+from security_helpers import auth_block, metric
 from tests.broker.raw import RawClient
 from tests.conftest import TIMEOUT
 
@@ -132,3 +134,57 @@ def test_environment_configures_the_tls_listener(broker_factory, pki):
     broker = broker_factory(env=env, listeners=2)
     code, _ = tls_client(broker.mqtt_ports["ssl"], pki, "env")
     assert code == 0
+
+
+def client_hello() -> bytes:
+    """The bytes of a real TLS ClientHello, for clients that send it slowly."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def closed(sock, timeout):
+    readable, _, _ = select.select([sock], [], [], timeout)
+    if not readable:
+        return False
+    try:
+        return sock.recv(16) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_slow_tls_handshakes_cannot_take_every_place_nor_last_past_connect_timeout(broker_factory, pki):
+    # The TLS slowloris: sockets that trickle a ClientHello, each byte well within the
+    # timeout. At most limits.max_handshakes (default half of max_connections) handshake at
+    # once, and each gets connect_timeout for the whole handshake.
+    broker = broker_factory("limits { max_connections = 10 }\nmqtt { connect_timeout = 3s }\n"
+                            + ssl_listener(pki), listeners=2)
+    hello = client_hello()
+    slow = [socket.create_connection(("127.0.0.1", broker.mqtt_ports["ssl"])) for _ in range(10)]
+    started = time.monotonic()
+    for sock in slow:
+        sock.sendall(hello[:1])
+    refused = slow[5:]  # accepted last, over max_handshakes: closed at once
+    assert all(closed(sock, TIMEOUT) for sock in refused)
+    assert not any(closed(sock, 0) for sock in slow[:5])
+    plain = RawClient(broker.mqtt_ports["tcp"], "plain")  # a place is left for everyone else
+    plain.roundtrip()
+    handshaking = [sock for sock in slow if sock not in refused]
+    for byte in hello[1:]:
+        for sock in list(handshaking):
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                pass
+        readable, _, _ = select.select(handshaking, [], [], 0.5)  # one byte every 0.5 s
+        handshaking = [sock for sock in handshaking if sock not in readable or not closed(sock, 0)]
+        if not handshaking or time.monotonic() - started > 3 + 2:
+            break
+    assert not handshaking, "a trickled handshake outlived connect_timeout"
+    assert metric(broker, "appliance_limits_hit_total", limit="max_handshakes") == 5
+    code, client = tls_client(broker.mqtt_ports["ssl"], pki, "after")  # TLS serves again
+    assert code == 0
+    for sock in slow:
+        sock.close()

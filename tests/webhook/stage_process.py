@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import queue
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,17 +27,38 @@ class StageProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen([sys.executable, str(RUNNER), json.dumps(config)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, env=env, cwd=REPO)
+        self.acked: list = []  # tags of `durable()` requests answered, in the order answered
+        self._acks = threading.Condition()
+        self._replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
         assert self._reply().get("ready"), self.logs()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            reply = json.loads(line)
+            if "durable" in reply:
+                with self._acks:
+                    self.acked.append(reply["durable"])
+                    self._acks.notify_all()
+            else:
+                self._replies.put(reply)
+        self._replies.put(None)
+
+    def wait_acked(self, count: int, timeout: float = 20.0) -> list:
+        with self._acks:
+            if not self._acks.wait_for(lambda: len(self.acked) >= count, timeout):
+                raise AssertionError(f"{len(self.acked)} of {count} durability answers in {timeout} s")
+            return list(self.acked)
 
     def _send(self, command: dict) -> None:
         self.proc.stdin.write(json.dumps(command).encode() + b"\n")
         self.proc.stdin.flush()
 
     def _reply(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
+        reply = self._replies.get(timeout=60)
+        if reply is None:
             raise AssertionError(f"stage process ended (rc={self.proc.poll()}):\n{self.logs()}")
-        return json.loads(line)
+        return reply
 
     def connack(self, client: dict, rc: int = 0) -> None:
         self._send({"op": "connack", "client": client, "rc": rc})
@@ -45,6 +68,15 @@ class StageProcess:
 
     def publish(self, client: dict | None, message: dict, count: int = 1) -> None:
         self._send({"op": "publish", "client": client, "message": message, "count": count})
+
+    def durable(self, tag) -> None:
+        """Ask to hear `{"durable": tag}` once everything sent so far is on disk (`acks()`)."""
+        self._send({"op": "durable", "tag": tag})
+
+    def kill(self) -> None:
+        """kill -9: no drain, no last commit."""
+        self.proc.kill()
+        self.proc.wait()
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
         """Every sample as {(name, sorted label items): value}."""

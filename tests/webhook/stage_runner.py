@@ -6,6 +6,8 @@ lines on stdin (one hook call, or a burst of them, per line). Used by the stage'
     {"op": "publish", "client": {...} | null, "message": {...}, "count": 1}
     {"op": "disconnected", "client": {...}, "reason": "normal"}
     {"op": "metrics"}             -> one line: {"metrics": "<Prometheus text>"}
+    {"op": "durable", "tag": T}   -> {"durable": T} once everything accepted before is on disk
+                                     (what the broker waits for before a PUBACK)
     {"op": "stop", "timeout": 5}  -> stage.stop(timeout), then exit
 SIGTERM stops the stage with its drain_timeout, as the appliance does; so does the end of stdin
 (without draining: the test that drove it is gone).
@@ -58,7 +60,7 @@ def client_info(raw: dict | None) -> ClientInfo | None:
 def message(raw: dict, index: int) -> Message:
     payload = base64.b64decode(raw["payload_b64"]) if "payload_b64" in raw else raw.get("payload", "").encode()
     if raw.get("numbered"):
-        payload += str(index).encode()
+        payload += str(raw.get("first", 0) + index).encode()
     return Message(raw["topic"], payload, raw.get("qos", 0), raw.get("retain", False), raw["publisher_id"],
                    raw.get("publisher_username"), raw.get("timestamp_ms", 1795844269251))
 
@@ -90,6 +92,8 @@ def main() -> None:
             client = client_info(command.get("client"))
             for index in range(command.get("count", 1)):
                 stage.on_message_publish(client, message(command["message"], index))
+        elif op == "durable":
+            stage.when_durable(lambda tag=command["tag"]: print(json.dumps({"durable": tag}), flush=True))
         elif op == "metrics":
             print(json.dumps({"metrics": generate_latest(registry).decode()}), flush=True)
         elif op == "stop":

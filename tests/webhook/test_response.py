@@ -61,3 +61,30 @@ def test_extra_bytes_after_the_response_make_the_connection_unusable():
 def test_truncated_or_foreign_answers_are_errors(raw):
     with pytest.raises(BadResponse):
         read_response(feeder(raw))
+
+
+def test_a_body_beyond_the_drain_cap_is_not_read_and_the_connection_is_dropped():
+    from appliance.webhook.response import MAX_DRAIN
+
+    reads = []
+
+    def recv(size):
+        reads.append(size)
+        if len(reads) == 1:
+            return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (48 * 1024 * 1024)
+        return b"x" * size
+
+    response = read_response(recv)
+    assert (response.status, response.keep_alive) == (200, False)
+    assert len(reads) == 1  # not one byte of the 48 MB asked for
+    chunk = b"%x\r\n%s\r\n" % (MAX_DRAIN // 2, b"y" * (MAX_DRAIN // 2))
+    endless = feeder(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", *[chunk] * 10)
+    response = read_response(endless)
+    assert (response.status, response.keep_alive) == (200, False)
+    assert endless(1)  # most of it left unread
+
+
+def test_keep_alive_answers_split_byte_by_byte_are_read():
+    raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    response = read_response(feeder(*[raw[i:i + 1] for i in range(len(raw))]))
+    assert (response.status, response.keep_alive) == (200, True)

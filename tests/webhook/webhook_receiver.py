@@ -64,6 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # every worker connects at once
     allow_reuse_address = True
 
     def handle_error(self, request, client_address):
@@ -81,6 +82,8 @@ class Receiver:
         self.plan: list[tuple[int, float, bool]] = []  # (status, delay, close) for the next requests
         self.connections = 0
         self.connection_close = False  # answer with Connection: close
+        self.active = 0  # requests received and not answered yet
+        self.max_active = 0
         self._cond = threading.Condition()
         self._tls = tls
         self.port = port
@@ -115,12 +118,15 @@ class Receiver:
         with self._cond:
             self.requests.append(request)
             self.answers.append(None)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
             self._cond.notify_all()
             return self.plan.pop(0) if self.plan else (self.status, self.delay, False)
 
     def _answered(self, request: Request, status: int) -> None:
         with self._cond:
             self.answers[self.requests.index(request)] = status
+            self.active -= 1
             self._cond.notify_all()
 
     def delivered(self) -> list[Request]:
