@@ -77,7 +77,15 @@ class Appliance:
         wiring = Wiring(self.broker, settings, self.stats, self.timers, Gate(self.access),
                         config.limits.max_outbox_bytes)
         admission = Admission(config.limits, self.stats)  # shared: limits count every listener
-        self.listeners = [TcpListener(listener, wiring, admission) for listener in config.listeners]
+        self.listeners = [TcpListener(listener, wiring, admission) for listener in config.listeners
+                          if listener.websocket is None]
+        if any(listener.websocket is not None for listener in config.listeners):
+            from .listeners.ws import WebSocketCollector, WsListener  # wsproto and h11 only when used
+
+            ws = [WsListener(listener, wiring, admission) for listener in config.listeners
+                  if listener.websocket is not None]
+            self.registry.register(WebSocketCollector(ws))
+            self.listeners += ws
         self.http = (HttpServer(config.http_server, self.registry, self.broker, self, self._api())
                      if config.http_server else None)
         self._accepting = False

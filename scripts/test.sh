@@ -14,6 +14,17 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! h
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
         prometheus python3-venv mosquitto >/dev/null
 fi
+# chromium: the WebSocket test runs MQTT.js in a real headless browser.
+if ! command -v chromium >/dev/null; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+# MQTT.js (npm mqtt), pinned, for that page; into build/ (gitignored), never from a CDN.
+MQTT_JS_VERSION=5.16.0
+if [ "$(node -p "require('./build/browser/node_modules/mqtt/package.json').version" 2>/dev/null)" != "$MQTT_JS_VERSION" ]; then
+    mkdir -p build/browser
+    npm install --prefix build/browser --no-audit --no-fund --silent "mqtt@$MQTT_JS_VERSION" >/dev/null
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
 exec .venv/bin/python -m pytest "$@"

@@ -12,19 +12,19 @@ import dataclasses
 from dataclasses import replace
 from typing import Mapping
 
-from .blocks import HTTP_SERVER_ENABLE, SSL_BIND, SSL_ENABLE, TCP_BIND, TCP_ENABLE
+from .blocks import (
+    HTTP_SERVER_ENABLE, SSL_BIND, SSL_ENABLE, TCP_BIND, TCP_ENABLE, WS_BIND, WS_ENABLE, WSS_BIND, WSS_ENABLE,
+)
 from .errors import ConfigError
 from .keys import Block, Invalid, Key, field_keys, key_of
-from .model import AuthConfig, Config, HttpServerConfig, ListenerConfig, TlsConfig
+from .model import AuthConfig, Config, HttpServerConfig, ListenerConfig, TlsConfig, WebSocketConfig
 
 SOURCE = "environment"
 
 # Variables NanoMQ reads that map onto nothing here.
 UNIMPLEMENTED = (
     "NANOMQ_DAEMON", "NANOMQ_NUM_TASKQ_THREAD", "NANOMQ_MAX_TASKQ_THREAD", "NANOMQ_PARALLEL",
-    "NANOMQ_CLIENT_MAX_PACKET_SIZE", "NANOMQ_MSG_PERSISTENCE",
-    "NANOMQ_WEBSOCKET_ENABLE", "NANOMQ_WEBSOCKET_TLS_ENABLE", "NANOMQ_WEBSOCKET_URL",
-    "NANOMQ_WEBSOCKET_TLS_URL", "NANOMQ_HTTP_SERVER_PARALLEL",
+    "NANOMQ_CLIENT_MAX_PACKET_SIZE", "NANOMQ_MSG_PERSISTENCE", "NANOMQ_HTTP_SERVER_PARALLEL",
     "NANOMQ_HTTP_SERVER_JWT_PUBLIC_KEYFILE", "NANOMQ_HTTP_SERVER_JWT_PRIVATE_KEYFILE",
     "NANOMQ_LOG_UDS_ADDR", "NANOMQ_VIN", "NANOMQ_PID_FILE",
     "NANOMQ_BRIDGE_CONF_PATH", "NANOMQ_WEBHOOK_CONF_PATH", "NANOMQ_AUTH_HTTP_CONF_PATH",
@@ -139,6 +139,7 @@ def _listeners(listeners: list[ListenerConfig], read: _Reader) -> list[ListenerC
     if read.get(TCP_ENABLE) is False:
         listeners = [listener for listener in listeners if listener.name != "tcp"]
     _apply_tls(listeners, read)
+    _apply_websocket(listeners, read)
     return listeners
 
 
@@ -176,3 +177,38 @@ def _apply_tls(listeners: list[ListenerConfig], read: _Reader) -> None:
         listeners[listeners.index(current)] = replaced
     else:
         listeners.append(replaced)
+
+
+def _apply_websocket(listeners: list[ListenerConfig], read: _Reader) -> None:
+    """NANOMQ_WEBSOCKET_*: the unnamed ws and wss listeners on, off, or at another URL. As in
+    NanoMQ, a URL alone turns its listener on; wss takes the ssl listener's TLS unless
+    listeners.wss names its own."""
+    for kind, enable_key, bind_key in (("ws", WS_ENABLE, WS_BIND), ("wss", WSS_ENABLE, WSS_BIND)):
+        names = [listener.name for listener in listeners]
+        current = listeners[names.index(kind)] if kind in names else None
+        enable = read.get(enable_key)
+        if enable is False:
+            if current is not None:
+                listeners.remove(current)
+            read.skipped([bind_key], f"{enable_key.env} is false")
+            continue
+        url = read.get(bind_key)
+        if url is None and (current is not None or not enable):
+            continue
+        host, port, path = url if url is not None else (
+            (current.host, current.port, current.websocket.path) if current is not None
+            else bind_key.kind.convert(bind_key.default))
+        websocket = current.websocket if current is not None else WebSocketConfig()
+        tls = None
+        if kind == "wss":
+            tls = current.tls if current is not None else next(
+                (listener.tls for listener in listeners if listener.name == "ssl"), None)
+            if tls is None:
+                raise _error(bind_key if url is not None else enable_key,
+                             "wss needs a certificate: listeners.ssl, or NANOMQ_TLS_ENABLE with "
+                             "NANOMQ_TLS_CERT_PATH and NANOMQ_TLS_KEY_PATH")
+        replaced = ListenerConfig(kind, host, port, tls, replace(websocket, path=path))
+        if current is not None:
+            listeners[listeners.index(current)] = replaced
+        else:
+            listeners.append(replaced)

@@ -127,6 +127,7 @@ class Size(Kind):
 
     low: int | None = None
     high: int | None = None
+    optional: bool = False  # None allowed: the default is derived from another key
 
     @property
     def form(self) -> str:
@@ -136,6 +137,8 @@ class Size(Kind):
         return units.to_size(value)
 
     def check(self, value):
+        if value is None and self.optional:
+            return
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"expected a size in bytes, got {units.describe(value)}")
         _bounds(value, self.low, self.high, units.format_size)
@@ -342,6 +345,33 @@ class Bind(Kind):
                 raise ValueError(f'expected "{self.schemes[0]}://host:port" or "host:port", got {value!r}')
             text = rest
         return parse_bind(text)
+
+    def show(self, value):
+        return f'"{value}"'
+
+
+@dataclass(frozen=True)
+class WebSocketBind(Kind):
+    """NanoMQ's WebSocket bind "host:port/path" (no path: /mqtt), optionally as its URL form
+    "nmq-ws://host:port/path" -> (host, port, path)."""
+
+    schemes: tuple[str, ...] = ()
+
+    @property
+    def form(self) -> str:
+        return f'"host:port/path" or "{self.schemes[0]}://host:port/path"' if self.schemes else '"host:port/path"'
+
+    def convert(self, value):
+        if not isinstance(value, str):
+            raise ValueError(f'expected "host:port/path", got {units.describe(value)}')
+        text = value.strip()
+        scheme, sep, rest = text.partition("://")
+        if sep:
+            if scheme.lower() not in self.schemes:
+                raise ValueError(f'expected "{self.schemes[0]}://host:port/path" or "host:port/path", got {value!r}')
+            text = rest
+        address, slash, path = text.partition("/")
+        return (*parse_bind(address), "/" + path if slash else "/mqtt")
 
     def show(self, value):
         return f'"{value}"'

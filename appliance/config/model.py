@@ -97,6 +97,30 @@ class HttpUrl(Kind):
             raise ValueError(f"a URL cannot contain spaces or control characters, got {value!r}")
 
 
+class Origins(Kind):
+    """Browser origins, `["https://dash.example:8443", ...]`: scheme and host, no path."""
+
+    form = "[origin, ...]"
+    _ORIGIN = re.compile(r"^https?://[^/\s]+/?$")
+
+    def convert(self, value):
+        if not isinstance(value, list):
+            raise ValueError(f'expected a list of origins such as ["https://dash.example:8443"], '
+                             f"got {units.describe(value)}")
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not self._ORIGIN.match(item):
+                raise ItemError(index, f'expected an origin such as "https://dash.example:8443", '
+                                f"got {units.describe(item)}")
+        return tuple(value)
+
+    def check(self, value):
+        if not isinstance(value, tuple) or not all(isinstance(o, str) and self._ORIGIN.match(o) for o in value):
+            raise ValueError(f'expected origins such as ("https://dash.example:8443",), got {units.describe(value)}')
+
+    def show(self, value):
+        return "[" + ", ".join(f'"{origin}"' for origin in value) + "]"
+
+
 PATH = Text(form="path", optional=True, empty=False)
 
 if TYPE_CHECKING:
@@ -135,14 +159,31 @@ class TlsConfig(Block):
 
 
 @dataclass(frozen=True)
-class ListenerConfig:
-    """One MQTT listener: `listeners.tcp[.<name>] { bind }` or `listeners.ssl[.<name>] { ... }`
-    (keys: blocks.LISTENER_KEYS and TlsConfig)."""
+class WebSocketConfig(Block):
+    """The WebSocket part of `listeners.ws[.<name>]` / `listeners.wss[.<name>]` (our keys;
+    NanoMQ's ws listener has only bind)."""
 
-    name: str  # "tcp" / "ssl" for the unnamed ones, else "tcp.<name>" / "ssl.<name>"
+    __section__ = "listeners.ws[s][.<name>]"
+    path: str = "/mqtt"  # the path of bind = "host:port/path", NanoMQ's default
+    max_message_size: int | None = key("listeners.ws[s][.<name>].max_message_size",
+                                       Size(2, NANOMQ_MAX_PACKET, optional=True), None,
+                                       "Largest WebSocket message (and frame), however fragmented; over it: "
+                                       "Close 1009.", origin=OURS, shown_default="mqtt.max_packet_size + 64KB")
+    allowed_origins: tuple[str, ...] = key("listeners.ws[s][.<name>].allowed_origins", Origins(), (),
+                                           "Browser pages allowed to connect; others get 403. Requests without "
+                                           "Origin (not browsers) pass.", origin=OURS, shown_default="[] (any)")
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """One MQTT listener: `listeners.tcp|ssl|ws|wss[.<name>] { bind ... }`
+    (keys: blocks.LISTENER_KEYS, TlsConfig and WebSocketConfig)."""
+
+    name: str  # "tcp" / "ssl" / "ws" / "wss" for the unnamed ones, else "<kind>.<name>"
     host: str
     port: int  # 0 asks the OS for a free port (tests)
-    tls: TlsConfig | None = None  # set for ssl listeners
+    tls: TlsConfig | None = None  # set for ssl and wss listeners
+    websocket: WebSocketConfig | None = None  # set for ws and wss listeners
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import dataclasses
 from typing import Mapping
 
 from .auth import HTTP_AUTH_ENABLE
-from .blocks import HTTP_SERVER_ENABLE, LISTENER_KEYS, SSL_BIND, TCP_BIND
+from .blocks import HTTP_SERVER_ENABLE, LISTENER_KEYS, SSL_BIND, TCP_BIND, WEBSOCKET_KEYS, WS_BIND, WSS_BIND
 from .bridges import ENABLE as BRIDGE_ENABLE
 from .bridges import SERVER as BRIDGE_SERVER
 from .bridges import SSL_ENABLE as BRIDGE_SSL_ENABLE
@@ -22,12 +22,12 @@ from .sqlite import SQLITE_ENABLE, SqliteConfig
 from .keys import KEY, NANOMQ, Block, Key, Structure, field_keys
 from .model import (
     AuthConfig, HttpAuthConfig, HttpAuthRequest, HttpServerConfig, LimitsConfig, LogConfig, LogRotation,
-    MqttConfig, TlsConfig, WebhookConfig, WebhookQueue, WebhookRetry, WebhookTls,
+    MqttConfig, TlsConfig, WebhookConfig, WebhookQueue, WebhookRetry, WebhookTls, WebSocketConfig,
 )
 
 # In README order: a model class stands for its declared fields, a Key for itself.
 SOURCES: tuple = (
-    *LISTENER_KEYS, TlsConfig, MqttConfig, LimitsConfig, LogConfig, LogRotation,
+    *LISTENER_KEYS, TlsConfig, *WEBSOCKET_KEYS, WebSocketConfig, MqttConfig, LimitsConfig, LogConfig, LogRotation,
     HTTP_SERVER_ENABLE, HttpServerConfig,
     AuthConfig, HTTP_AUTH_ENABLE, HttpAuthConfig, HttpAuthRequest,
     WebhookConfig, WebhookTls, WebhookRetry, WebhookQueue,
@@ -103,12 +103,15 @@ def effective(loaded, env: Mapping[str, str]) -> list[str]:
     config = loaded.config
     for listener in config.listeners:
         kind, _, name = listener.name.partition(".")
-        bind = TCP_BIND if kind == "tcp" else SSL_BIND
+        bind = {"tcp": TCP_BIND, "ssl": SSL_BIND, "ws": WS_BIND, "wss": WSS_BIND}[kind]
         prefix = f"listeners.{listener.name}"
         host = f"[{listener.host}]" if ":" in listener.host else listener.host
-        show(bind, f"{prefix}.bind", f"{host}:{listener.port}", secret=False)
+        path = listener.websocket.path if listener.websocket is not None else ""
+        show(bind, f"{prefix}.bind", f"{host}:{listener.port}{path}", secret=False)
         if listener.tls is not None:
             walk(listener.tls, prefix)
+        if listener.websocket is not None:
+            walk(listener.websocket, prefix)
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if isinstance(value, Block):

@@ -446,7 +446,11 @@ class TcpListener:
             self._tls_context = tls.server_context(self.config.tls)
         self._server.start()
         host, port = self.address
-        announce("MQTT listener %s listening on %s:%d", self.config.name, host, port)
+        announce("MQTT listener %s listening on %s:%d%s", self.config.name, host, port, self._serving())
+
+    def _serving(self) -> str:
+        """What the listening line says after host:port (ws.py: the URL clients open)."""
+        return ""
 
     def close(self) -> None:
         """Stop accepting; connections already open stay (see `stop`)."""
@@ -473,7 +477,7 @@ class TcpListener:
         try:
             connection = self._connection(sock, address)
         finally:
-            if connection is None:  # refused at the TLS handshake, or failed
+            if connection is None:  # refused at the TLS handshake or the upgrade, or failed
                 sock.close()
                 self.admission.release()
         if connection is not None:
@@ -482,8 +486,8 @@ class TcpListener:
             serve(connection, self._wiring, self._cert_username(connection.sock), self._facts(connection.sock))
 
     def _connection(self, sock, address) -> Connection | None:
-        """The connection over an admitted socket, after the TLS handshake for ssl; None
-        when the handshake fails."""
+        """The connection over an admitted socket, after the TLS handshake for ssl (and the
+        upgrade for ws); None when either fails."""
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._tls_context is not None:
             try:
@@ -493,7 +497,15 @@ class TcpListener:
                 self._wiring.stats.tls_handshake_failures += 1
                 log.info("TLS handshake with %s:%s failed: %s", address[0], address[1], error)
                 return None
-        return Connection(sock, address, self._wiring, self._closed)
+        stream = self._stream(sock, address)
+        if stream is None:
+            return None
+        return Connection(stream, address, self._wiring, self._closed)
+
+    def _stream(self, sock, address):
+        """What MQTT bytes travel over: the socket itself here; ws.py upgrades it to a
+        WebSocket. None when that fails (the socket is then closed)."""
+        return sock
 
     def _facts(self, sock) -> dict:
         """What http_auth may ask about the connection: %p, and %C / %d for TLS."""

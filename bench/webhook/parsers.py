@@ -2,7 +2,7 @@
 (llhttp, C) and h11 (pure Python), each reading the same answers the way the stage does: one
 response per request on a kept-alive connection, the body drained.
 
-    python -m bench.webhook.parsers [--n 200000]     (h11 is not a dependency: pip install h11)
+    python -m bench.webhook.parsers [--n 200000]     (h11 is installed for the WebSocket listener)
 
 Prints microseconds per response for each reader and each answer shape, and the ratio of each
 to ours. (Not a test: numbers depend on the machine; the ratios are what to read.)

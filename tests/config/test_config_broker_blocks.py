@@ -77,12 +77,10 @@ def test_unimplemented_listener_kinds_warn_once_each(tmp_path):
     loaded = load(
         tmp_path,
         'listeners.tcp { bind = "0.0.0.0:1883" }\n'
-        'listeners.wss { bind = "0.0.0.0:8084/mqtt" }\n'
-        'listeners.ws { bind = "0.0.0.0:8083/mqtt" }\n',
+        'listeners.quic { bind = "0.0.0.0:14567" }\n',
     )
     assert loaded.warnings == [
-        f"{tmp_path / 'nanomq.conf'}:2: listeners.wss is not implemented (ignored)",
-        f"{tmp_path / 'nanomq.conf'}:3: listeners.ws is not implemented (ignored)",
+        f"{tmp_path / 'nanomq.conf'}:2: listeners.quic is not implemented (ignored)",
     ]
 
 

@@ -128,9 +128,8 @@ def test_nanomq_variables_we_do_not_implement_warn_unless_they_turn_a_feature_of
         tmp_path,
         {
             "NANOMQ_TLS_ENABLE": "false",
-            "NANOMQ_WEBSOCKET_ENABLE": "false",
             "NANOMQ_DAEMON": "true",
-            "NANOMQ_WEBSOCKET_URL": "nmq-ws://0.0.0.0:8083/mqtt",
+            "NANOMQ_PARALLEL": "32",
             "NANOMQ_CONF_PATH": "/etc/nanomq.conf",
             "NANOMQ_BROKR_URL": "typo",
             "PATH": "/usr/bin",
@@ -139,7 +138,7 @@ def test_nanomq_variables_we_do_not_implement_warn_unless_they_turn_a_feature_of
     assert loaded.warnings == [
         "environment: unknown NanoMQ variable NANOMQ_BROKR_URL (ignored)",
         "environment: NANOMQ_DAEMON is not implemented (ignored)",
-        "environment: NANOMQ_WEBSOCKET_URL is not implemented (ignored)",
+        "environment: NANOMQ_PARALLEL is not implemented (ignored)",
     ]
 
 
