@@ -80,6 +80,8 @@ def run(loaded, load=None) -> int:
     config = loaded.config
     try:
         appliance = Appliance(config, load)
+        # Before start(), so a SIGHUP once the broker answers /readyz reloads, never kills it.
+        gevent.signal_handler(signal.SIGHUP, appliance.reload)
         appliance.start()
     except StartupError as error:
         return _fail(config, EXIT_CONFIG, str(loaded.error(error.path, error.problem)))
@@ -94,7 +96,6 @@ def run(loaded, load=None) -> int:
     stop_requested = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop_requested.set)
-    gevent.signal_handler(signal.SIGHUP, appliance.reload)  # hot reload; without it SIGHUP would kill
     stop_requested.wait()
     appliance.stop()
     return 0

@@ -94,8 +94,10 @@ class Appliance:
     # -- hot reload (reload.py decides; these keep the appliance's own references current) --
 
     def reload(self) -> None:
-        """SIGHUP: re-read the file and apply it (see reload.py)."""
-        if self.reloader is not None:
+        """SIGHUP: re-read the file and apply it (see reload.py); ignored while starting."""
+        if not self._started:
+            log.warning("SIGHUP during start-up ignored: send it again once the broker is ready")
+        elif self.reloader is not None:
             self.reloader.on_signal()
 
     def adopt(self, config: Config) -> None:

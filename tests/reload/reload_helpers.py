@@ -24,10 +24,16 @@ def reload_lines(broker) -> list[str]:
 
 def sighup(broker) -> str:
     """Send SIGHUP and return the reload's one log line."""
+    wait_ready(broker)  # a SIGHUP during start-up is ignored
     before = len(reload_lines(broker))
     broker.proc.send_signal(signal.SIGHUP)
     assert broker.wait_for(lambda: len(reload_lines(broker)) > before), f"no reload line:\n{broker.logs()}"
     return reload_lines(broker)[before]
+
+
+def wait_ready(broker) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/readyz", timeout=10) as response:
+        assert response.status == 200
 
 
 def post_reload(broker, password: str = "test-secret") -> tuple[int, dict]:
