@@ -13,6 +13,7 @@ that owns it (`reconfigure(...)`), which changes its own state:
 | log | `configure_logging` | at once |
 | webhook | `WebhookStage.reconfigure` | url, headers, tls, timeouts, pool_size, retry: queued events go to the new endpoint, POSTs under way finish; rules and encoding: the next event |
 | bridges | `Bridges.reconfigure` | added ones start, removed ones stop, changed ones restart (keeping their queue); the others are not touched |
+| http_server credentials, auth_type | `HttpServer.reconfigure` | the next request (the chart's config watcher relies on it) |
 
 Not live (reported in the one line as needing a restart; the running value stays): the
 listeners (binds, TLS), http_server, webhook.queue (spool) and webhook.order, the webhook
@@ -47,8 +48,6 @@ log.setLevel(logging.INFO)  # the one line per reload shows at every log.level, 
 SUCCESS, PARTIAL, FAILED = "success", "partial", "failed"
 RESULTS = (SUCCESS, PARTIAL, FAILED)
 
-# Blocks applied live; any other Config field that changes needs a restart.
-_LIVE = ("mqtt", "limits", "log", "auth", "webhook", "bridges")
 _IGNORED = ("source",)
 _BRIDGE_TIMEOUT = 1.0  # seconds a removed or changed bridge gets to send what is queued
 
@@ -156,45 +155,34 @@ class Reloader:
 
     def _apply(self, old: Config, new: Config) -> tuple[list[str], list[str], Config]:
         """Apply what changed; (key paths applied, key paths not applied, the Config now in
-        force: `new` with the running values of what was not applied)."""
+        force: `new` with the running values of what was not applied). Each part returns
+        the block it now runs with, so what it could not apply is the difference."""
+        live = {"auth": self._auth, "mqtt": lambda old, new: new.mqtt,
+                "limits": lambda old, new: new.limits, "log": self._log,
+                "webhook": self._webhook, "bridges": self._bridges, "http_server": self._http_server}
         changed: list[str] = []
         not_applied: list[str] = []
-        keep: dict = {}
+        in_force: dict = {}
         for field in dataclasses.fields(Config):
             name = field.name
-            if name in _IGNORED or name in _LIVE:
+            before, after = getattr(old, name), getattr(new, name)
+            if name in _IGNORED or before == after:
                 continue
-            paths = changed_keys(getattr(old, name), getattr(new, name), name)
-            if paths:
-                not_applied += paths
-                keep[name] = getattr(old, name)
-        parts = (("auth", self._auth), ("mqtt", None), ("limits", None), ("log", self._log),
-                 ("webhook", self._webhook), ("bridges", self._bridges))
-        for name, apply in parts:
-            paths = changed_keys(getattr(old, name), getattr(new, name), name)
-            if not paths or apply is None:
-                changed += paths
-                continue
-            try:
-                kept = apply(old, new)
-            except Exception:  # noqa: BLE001 - one part failing must not stop the others
-                log.exception("reload: could not apply %s", name)
-                not_applied += paths
-                keep[name] = getattr(old, name)
-                continue
-            if kept is True:  # the whole block needs a restart
-                not_applied += paths
-                keep[name] = getattr(old, name)
-            else:
-                for path in paths:
-                    (not_applied if any(path == k or path.startswith(k + ".") for k in kept) else changed).append(path)
-                if kept:  # only the webhook keeps part of its block: what the stage now runs with
-                    keep[name] = self._appliance.webhook.config
-        if "log" not in {path.split(".")[0] for path in changed} and configured_secrets(old) != configured_secrets(new):
-            self._log(old, new)  # a new secret (a header's token...) must be hidden from the next line on
-        effective = dataclasses.replace(new, **keep)
-        if changed_keys(old.mqtt, effective.mqtt) or changed_keys(old.limits, effective.limits) or \
-                "auth" in {path.split(".")[0] for path in changed}:
+            apply = live.get(name)
+            now = before
+            if apply is not None:
+                try:
+                    now = apply(old, new)
+                except Exception:  # noqa: BLE001 - one part failing must not stop the others
+                    log.exception("reload: could not apply %s", name)
+                    now = before
+            changed += changed_keys(before, now, name)
+            not_applied += changed_keys(now, after, name)
+            in_force[name] = now
+        effective = dataclasses.replace(new, **in_force)
+        if configured_secrets(old) != configured_secrets(effective) and effective.log == old.log:
+            self._log(old, effective)  # a new secret (a header's token...) is hidden from the next line on
+        if (old.mqtt, old.limits, old.auth) != (effective.mqtt, effective.limits, effective.auth):
             self._connections(effective)
         return changed, not_applied, effective
 
@@ -231,7 +219,7 @@ class Reloader:
             client.reauthorized(acl, revoked, disconnect)
         if retired is not None:
             retired.close()
-        return []
+        return new.auth
 
     def _connections(self, config: Config) -> None:
         """mqtt and limits (and whether CONNECTs are authenticated): for what comes next."""
@@ -250,13 +238,21 @@ class Reloader:
         values, names = configured_secrets(new)
         old_values, old_names = configured_secrets(old)  # lines about the old config may still come
         configure_logging(new.log, SecretFilter(values + old_values, names + old_names))
-        return []
+        return new.log
 
     def _webhook(self, old: Config, new: Config):
         stage = self._appliance.webhook
         if stage is None or new.webhook is None:
-            return True  # a stage (and its Durable barrier) is built at start only
-        return stage.reconfigure(new.webhook)
+            return old.webhook  # a stage (and its Durable barrier) is built at start only
+        stage.reconfigure(new.webhook)
+        return stage.config  # the new block but for what only a restart changes
+
+    def _http_server(self, old: Config, new: Config):
+        http = self._appliance.http
+        if http is None or new.http_server is None:
+            return old.http_server  # the server is started, or not, at start only
+        http.reconfigure(new.http_server)
+        return dataclasses.replace(new.http_server, bind=old.http_server.bind, port=old.http_server.port)
 
     def _bridges(self, old: Config, new: Config):
         appliance = self._appliance
@@ -264,5 +260,5 @@ class Reloader:
             appliance.start_bridges(new.bridges)
         else:
             appliance.bridges.reconfigure(new.bridges, _BRIDGE_TIMEOUT)
-        return []
+        return new.bridges
 

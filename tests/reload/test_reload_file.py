@@ -70,3 +70,13 @@ def test_log_level_is_applied(broker_factory, mqtt):
     mqtt(broker.port, "chatty").connect()
     broker.wait_for_log(r"chatty@127\.0\.0\.1:\d+ connected")
     assert "quiet@" not in broker.logs()
+
+
+def test_new_http_server_credentials_apply_to_the_next_request(broker_factory):
+    broker = broker_factory()
+    rewrite(broker, "", base=BASE_CONFIG.replace('password = "test-secret"', 'password = "rotated-secret"'))
+    status, answer = post_reload(broker)
+    assert status == 200 and answer["data"]["changed"] == ["http_server.password"]
+    assert "rotated-secret" not in broker.logs()
+    assert post_reload(broker, password="test-secret")[0] == 401
+    assert post_reload(broker, password="rotated-secret")[0] == 200
