@@ -6,17 +6,23 @@ an error changes nothing (the running config stays, the error is the answer); ot
 diff the running `Config` against it block by block and hand each changed block to the part
 that owns it (`reconfigure(...)`), which changes its own state:
 
-| block | applied live by | what changes for whom |
-|---|---|---|
-| auth (password file, ACL, http_auth, deny_action...) | `AccessControl.reconfigure`, `Gate.use`, then every connected `Client.reauthorized` | passwords: the next CONNECT; ACL: every client now (a fresh `ClientAcl`), subscriptions the new rules deny are removed |
-| mqtt, limits | `Wiring.reconfigure` (new `ClientSettings`), `Admission.reconfigure`, `Broker.reconfigure` | connection limits at once; per-connection values (packet size, topic limits, outbox budget) for connections made after it; queue bounds for new sessions; retained limits for the next retained message |
-| log | `configure_logging` | at once |
-| webhook | `WebhookStage.reconfigure` | url, headers, tls, timeouts, pool_size, retry: queued events go to the new endpoint, POSTs under way finish; rules and encoding: the next event |
-| bridges | `Bridges.reconfigure` | added ones start, removed ones stop, changed ones restart (keeping their queue); the others are not touched |
-| http_server credentials, auth_type | `HttpServer.reconfigure` | the next request (the chart's config watcher relies on it) |
+- auth: `AccessControl.reconfigure` and `Gate.use`, then each connected `Client` gets a
+  fresh ACL (`Client.reauthorized`) and loses the subscriptions the new rules deny;
+  passwords apply at the next CONNECT.
+- mqtt, limits: `Wiring.reconfigure` (new `ClientSettings` for the next connection),
+  `Admission.reconfigure` (at once), `Broker.reconfigure` (new sessions, the next retained
+  message, the next retry sweep).
+- log: `configure_logging`, at once.
+- webhook: `WebhookStage.reconfigure`: queued events go to the new endpoint, POSTs under
+  way finish; rules and encoding apply to the next event.
+- bridges: `Bridges.reconfigure`: added ones start, removed ones stop, changed ones restart
+  keeping their queue; unchanged ones are not touched.
+- http_server credentials: `HttpServer.reconfigure`, from the next request (the chart's
+  config watcher sends the new ones after a reload).
 
 Not live (reported in the one line as needing a restart; the running value stays): the
-listeners (binds, TLS), http_server, webhook.queue (spool) and webhook.order, the webhook
+listeners (binds, TLS), http_server's address or the block coming or going, webhook.queue
+(spool, max_len) and webhook.order (what is queued is keyed by it), the webhook
 block appearing or going, and any block this module does not know (e.g. persistence).
 
 Every reload logs one line (key paths only, never a value: secrets stay out of the log)
