@@ -70,3 +70,20 @@ def test_rules_change_applies_to_the_next_event(broker_factory, mqtt):
         assert published(receiver.delivered()) == [b"1", b"3"]
     finally:
         receiver.stop()
+
+
+def test_a_larger_pool_size_posts_more_events_at_once(broker_factory, mqtt):
+    receiver = Receiver()
+    try:
+        broker = broker_factory(webhook(receiver.url, "order = none"))
+        rewrite(broker, webhook(receiver.url, "order = none").replace("pool_size = 2", "pool_size = 5"))
+        assert "webhook.pool_size" in sighup(broker)
+        receiver.delay = 0.5
+        client = mqtt(broker.port, "c")
+        client.connect()
+        for n in range(10):
+            client.publish(f"t/{n}", str(n).encode(), qos=1)
+        receiver.wait_delivered(10)
+        assert receiver.max_active == 5
+    finally:
+        receiver.stop()
