@@ -69,16 +69,19 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(log_config, SecretFilter(*configured_secrets(loaded.config)))
     for warning in loaded.warnings:
         log.warning("%s", warning)
-    return run(loaded)
+    return run(loaded, lambda: load_config(path, old_format=True if args.old_conf else None))
 
 
-def run(loaded) -> int:
+def run(loaded, load=None) -> int:
+    """Start the appliance from `loaded`; `load` re-reads the configuration at SIGHUP."""
     from .app import Appliance
     from .store import StoreError
 
     config = loaded.config
     try:
-        appliance = Appliance(config)
+        appliance = Appliance(config, load)
+        # Before start(), so a SIGHUP once the broker answers /readyz reloads, never kills it.
+        gevent.signal_handler(signal.SIGHUP, appliance.reload)
         appliance.start()
     except StartupError as error:
         return _fail(config, EXIT_CONFIG, str(loaded.error(error.path, error.problem)))

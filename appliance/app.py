@@ -11,18 +11,22 @@ import ctypes
 import logging
 import os
 
-from .api import ApiV4, BrokerView
+from typing import Callable
+
+from .api import ApiV4, BrokerView, ReloadFailed
 from .broker import Broker
 from .broker.client import ClientSettings
 from .broker.durability import barrier
 from .broker.stats import BrokerStats
 from .broker.timers import Timers
 from .config.errors import StartupError
+from .config import LoadedConfig, load_config
 from .config.model import Config
 from .listeners.admission import Admission
 from .listeners.gate import Gate
 from .listeners.tcp import TcpListener, Wiring
 from .metrics import HttpServer, create_registry
+from .reload import Reloader
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +37,13 @@ STORE_FILE = "persistence.db"  # the one durable store's file in its directory (
 class Appliance:
     """Builds every part from a `Config`; `start()` and `stop()` are all there is."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, load: Callable[[], LoadedConfig] | None = None) -> None:
+        """`load` re-reads the configuration for a hot reload (SIGHUP, POST /api/v4/reload);
+        by default the file `config` came from."""
         self.config = config
         self.stats = BrokerStats()
         self.timers = Timers()
-        self.access = _access_control(config, self.stats)
+        self.access = access_control(config, self.stats)
         self.broker = Broker(config.mqtt, config.limits, self.stats, self.timers)
         self.registry = create_registry(self.broker)
         self.webhook = None
@@ -56,13 +62,11 @@ class Appliance:
         self.bridges = None
         self.store = None  # the shared durable store, here for the bridges' disk queue (sqlite block)
         if config.bridges:
-            from .bridge.bridge import Bridges  # only with a bridges block, as the webhook stage
             from .store import StoreError
 
             try:
                 self.store = _bridge_store(config, self.registry)
-                self.bridges = Bridges(config.bridges, self.broker, self.registry, config.mqtt.max_packet_size,
-                                       self.store, config.sqlite.disk_cache_size if self.store else 0)
+                self.bridges = self._bridges(config.bridges)
             except StoreError as exc:
                 raise StartupError("sqlite.mounted_file_path", str(exc)) from None
             if self.store is not None:
@@ -74,27 +78,65 @@ class Appliance:
             disconnect_on_deny=self.access is not None and self.access.disconnect_on_deny,
             barrier=barrier(durables),
         )
-        wiring = Wiring(self.broker, settings, self.stats, self.timers, Gate(self.access),
-                        config.limits.max_outbox_bytes)
-        admission = Admission(config.limits, self.stats)  # shared: limits count every listener
-        self.listeners = [TcpListener(listener, wiring, admission) for listener in config.listeners
+        self.gate = Gate(self.access)
+        self.wiring = Wiring(self.broker, settings, self.stats, self.timers, self.gate, config.limits.max_outbox_bytes)
+        self.admission = Admission(config.limits, self.stats)  # shared: limits count every listener
+        self.listeners = [TcpListener(listener, self.wiring, self.admission) for listener in config.listeners
                           if listener.websocket is None]
         if any(listener.websocket is not None for listener in config.listeners):
             from .listeners.ws import WebSocketCollector, WsListener  # wsproto and h11 only when used
 
-            ws = [WsListener(listener, wiring, admission) for listener in config.listeners
+            ws = [WsListener(listener, self.wiring, self.admission) for listener in config.listeners
                   if listener.websocket is not None]
             self.registry.register(WebSocketCollector(ws))
             self.listeners += ws
+        if load is None and config.source is not None:
+            source = config.source
+            load = lambda: load_config(source)  # noqa: E731
+        self.reloader = Reloader(self, load, self.registry) if load is not None else None
         self.http = (HttpServer(config.http_server, self.registry, self.broker, self, self._api())
                      if config.http_server else None)
         self._accepting = False
         self._started = False
 
     def _api(self) -> ApiV4:
-        # The hot-reload helper passes its reload() here; until then POST /api/v4/reload says
-        # it is not available.
-        return ApiV4(BrokerView(self.broker), lambda: self.config, reload=None)
+        return ApiV4(BrokerView(self.broker), lambda: self.config, reload=self._api_reload)
+
+    def _api_reload(self):
+        if self.reloader is None:
+            raise ReloadFailed("this appliance was not started from a file: there is nothing to re-read")
+        return self.reloader.api_reload()
+
+    def _bridges(self, configs):
+        """The bridges, with the disk queue when the store was opened at start (bridges a
+        reload adds where there was none queue in memory)."""
+        from .bridge.bridge import Bridges  # only with a bridges block, as the webhook stage
+
+        disk_cache_size = self.config.sqlite.disk_cache_size if self.store is not None else 0
+        return Bridges(configs, self.broker, self.registry, self.config.mqtt.max_packet_size, self.store,
+                       disk_cache_size)
+
+    # -- hot reload (reload.py decides; these keep the appliance's own references current) --
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the file and apply it (see reload.py); ignored while starting."""
+        if not self._started:
+            log.warning("SIGHUP during start-up ignored: send it again once the broker is ready")
+        elif self.reloader is not None:
+            self.reloader.on_signal()
+
+    def adopt(self, config: Config) -> None:
+        """The Config now in force after a reload (what GET /api/v4/configuration shows)."""
+        self.config = config
+
+    def adopt_access(self, access) -> None:
+        self.access = access
+
+    def start_bridges(self, configs) -> None:
+        """A reload added the first bridges."""
+        self.bridges = self._bridges(configs)
+        if self._started:
+            self.bridges.start()
 
     # Answers for /healthz and /readyz.
     def healthy(self) -> bool:
@@ -154,7 +196,7 @@ def _bridge_store(config: Config, registry):
     return Store(os.path.join(sqlite.mounted_file_path, STORE_FILE), "persistence", "fsync", registry)
 
 
-def _access_control(config: Config, stats: BrokerStats):
+def access_control(config: Config, stats: BrokerStats):
     """None without an auth block: the broker then checks nothing at all."""
     if config.auth is None:
         return None

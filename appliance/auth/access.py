@@ -34,12 +34,20 @@ class AccessControl:
     """Built once from the `auth` block; `authenticate` at CONNECT, `client_acl` for the rest."""
 
     def __init__(self, config: AuthConfig, http=None) -> None:
+        self.reconfigure(config, http)
+
+    def reconfigure(self, config: AuthConfig, http=None):
+        """Use a new auth block (a reload) from the next question on; returns the HttpAuth
+        it replaced (the caller closes it once nothing waits on it), or None. The ACLs of
+        connected clients are made anew by whoever reloads (`client_acl`)."""
+        old_http = getattr(self, "http", None)
         self.config = config
         self.passwords = PasswordTable(config.passwords) if config.passwords is not None else None
         self.http = http  # an HttpAuth, or None
         self.disconnect_on_deny = config.deny_action == "disconnect"
         self._acl_active = bool(config.acl) or config.no_match == "deny" or (
             http is not None and http.config.acl_req is not None)
+        return old_http if old_http is not http else None
 
     def authenticate(self, client: ClientInfo, password: bytes | None, cert_name: str | None = None,
                      facts: dict | None = None) -> Verdict:

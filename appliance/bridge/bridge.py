@@ -101,6 +101,12 @@ class Bridge:
     def start(self) -> None:
         self.link.start()
 
+    def retire(self, timeout: float) -> SendQueue:
+        """A reload removes or changes this bridge: disconnect from the upstream and hand back
+        the send queue (what is still queued), for the bridge that replaces it."""
+        self.link.stop(timeout)
+        return self._queue
+
     def stop(self, timeout: float) -> None:
         self.link.stop(timeout)
         kept = self._queue.kept()
@@ -181,34 +187,79 @@ class Bridges:
         """`store`: the shared durable store (appliance/store) for the disk queue, bounded
         by `disk_cache_size` (sqlite.disk_cache_size) as well as each max_send_queue_len;
         None: in memory."""
-        local = LocalBroker(broker)
-        rtt = ack_rtt_histogram(registry)
-
-        def queue_of(config: BridgeConfig) -> SendQueue:
-            if store is None:
-                return MemorySendQueue(config.max_send_queue_len)
-            return DurableSendQueue(store, config.name, min(config.max_send_queue_len, disk_cache_size))
-
-        self.bridges = [Bridge(config, local, queue_of(config), rtt.labels(config.name).observe, max_packet_size)
-                        for config in configs]
+        self._local = local = LocalBroker(broker)
+        self._rtt = ack_rtt_histogram(registry)
+        self._max_packet_size = max_packet_size
+        self._store = store
+        self._disk_cache_size = disk_cache_size
+        self._started = False
+        self.bridges = [self._bridge(config) for config in configs]
         if store is not None:
             for name, rows in unconfigured(store, {config.name for config in configs}):
                 log.warning("bridge %s is not configured: its %d message(s) on disk are kept, not sent (configure "
                             "bridges.mqtt.%s again to send them)", name, rows, name)
-        for bridge in self.bridges:
-            bridge.loop_ids.update(id(other.identity) for other in self.bridges
-                                   if (other.config.host, other.config.port) == (bridge.config.host, bridge.config.port))
+        self._link_loops()
         registry.register(BridgeCollector(self.bridges))
         local.listen(self._on_local_message)
+
+    def _bridge(self, config: BridgeConfig, queue: SendQueue | None = None) -> Bridge:
+        if queue is None:
+            queue = (MemorySendQueue(config.max_send_queue_len) if self._store is None else
+                     DurableSendQueue(self._store, config.name, min(config.max_send_queue_len, self._disk_cache_size)))
+        return Bridge(config, self._local, queue, self._rtt.labels(config.name).observe, self._max_packet_size)
+
+    def _link_loops(self) -> None:
+        for bridge in self.bridges:
+            bridge.loop_ids = {id(bridge.identity)} | {
+                id(other.identity) for other in self.bridges
+                if (other.config.host, other.config.port) == (bridge.config.host, bridge.config.port)}
+
+    def reconfigure(self, configs: tuple[BridgeConfig, ...], timeout: float) -> list[str]:
+        """A reload: start the new bridges, stop the removed ones, restart the changed ones
+        (a changed bridge keeps what its queue holds when its queue length is unchanged);
+        bridges whose config is the same are not touched. Returns the names changed."""
+        wanted = {config.name: config for config in configs}
+        current = {bridge.name: bridge for bridge in self.bridges}
+        changed, kept = [], []
+        for name, bridge in current.items():
+            if wanted.get(name) == bridge.config:
+                kept.append(bridge)
+                continue
+            changed.append(name)
+            queue = bridge.retire(timeout)
+            config = wanted.get(name)
+            if config is None:
+                if len(queue):
+                    bridge.stats.dropped["shutdown"] += len(queue)
+                    log.warning("bridge %s: removed by a reload with %d message(s) still queued (lost)",
+                                name, len(queue))
+                continue
+            same_queue = config.max_send_queue_len == bridge.config.max_send_queue_len
+            kept.append(self._bridge(config, queue if same_queue else None))
+        for name, config in wanted.items():
+            if name not in current:
+                changed.append(name)
+                kept.append(self._bridge(config))
+        order = list(wanted)
+        kept.sort(key=lambda bridge: order.index(bridge.name))
+        self.bridges[:] = kept  # the collector reads this same list
+        self._link_loops()
+        if self._started:
+            for bridge in self.bridges:
+                if bridge.name in changed:
+                    bridge.start()
+        return sorted(changed)
 
     def _on_local_message(self, publisher, topic, payload, qos, retain, properties) -> None:
         for bridge in self.bridges:
             bridge.on_local_message(publisher, topic, payload, qos, retain, properties)
 
     def start(self) -> None:
+        self._started = True
         for bridge in self.bridges:
             bridge.start()
 
     def stop(self, timeout: float) -> None:
+        self._started = False
         for bridge in self.bridges:
             bridge.stop(timeout)

@@ -77,6 +77,15 @@ class Broker:
             return None
         return lambda *args: self.notify(event, *args)
 
+    def reconfigure(self, config: MqttConfig, limits: LimitsConfig) -> None:
+        """A reload: new sessions get the new queue bounds, retained limits apply to the next
+        retained message and retry_interval from the next sweep; what exists stays."""
+        self.config, self.limits = config, limits
+
+    def links(self) -> list:
+        """The connections of the connected sessions (a reload re-checks their ACLs)."""
+        return [session.link for session in self._connected if session.link is not None]
+
     def start(self) -> None:
         self._retry = self._timers.call_later(self.config.retry_interval, self._retry_unacknowledged)
 

@@ -105,7 +105,7 @@ class Client:
                  "_state", "_decoder", "info", "_assigned_id", "protocol_version", "session", "acl",
                  "_may_receive", "keepalive_timeout", "send_window", "max_outgoing_size", "has_room",
                  "_aliases_in", "_aliases_out", "_alias_out_max", "_max_topic_length", "_max_topic_levels",
-                 "_short_topic", "_barrier", "_acks_waiting", "_resume", "_held", "_failure")
+                 "_short_topic", "_barrier", "_acks_waiting", "_resume", "_held", "_failure", "superuser")
 
     def __init__(self, router: Router, transport: Transport, settings: ClientSettings, stats: BrokerStats,
                  peer: tuple, cert_username: str | None = None, facts: dict | None = None) -> None:
@@ -125,6 +125,7 @@ class Client:
         self.protocol_version = 4
         self.session: Session | None = None
         self.acl = None  # a ClientAcl when an ACL applies to this client; None costs one check
+        self.superuser = False  # authenticated as a superuser: no ACL, also after a reload
         self._may_receive = None  # the ACL's read check at delivery, when it has one
         self.keepalive_timeout: float | None = None  # seconds without a packet before closing
         self.send_window = mqtt.max_inflight_window  # v5: the client's Receive Maximum
@@ -272,6 +273,7 @@ class Client:
             self._refuse(verdict.reason_code, verdict.why)
             return
         self.acl = verdict.acl
+        self.superuser = verdict.superuser
         self._may_receive = getattr(verdict.acl, "may_receive", None)
         will = connect.will
         if will is not None and not verdict.will_allowed:
@@ -540,6 +542,34 @@ class Client:
             if existed:
                 self._router.notify("on_session_unsubscribed", self.info, f)
         self.send(UnsubAck(unsubscribe.packet_id, codes))
+
+    # -- a reload changed access control ---------------------------------------------
+
+    def subscription_filters(self) -> list[tuple[str, str]]:
+        """(filter as subscribed, filter without its $share/<group>/) of each subscription,
+        for the shell to ask the new ACL about."""
+        if self.session is None or self._state.state is not _CONNECTED:
+            return []
+        return [(topic_filter, parse_shared(topic_filter)[1]) for topic_filter in self.session.subscriptions]
+
+    def reauthorized(self, acl, revoked: list[str], disconnect: bool) -> None:
+        """A reload changed access control: `acl` is the client's ACL from now on, and the
+        new rules deny the subscriptions `revoked`. They are removed. MQTT has no packet
+        that tells a client a subscription ended (no unsolicited UNSUBACK), so with
+        `disconnect` (the new auth.deny_action = disconnect) the client is disconnected (v5: DISCONNECT 0x87
+        Not authorized) and learns it that way; with ignore the subscription just stops
+        delivering, as a SUBSCRIBE the ACL refuses would have."""
+        self.acl = acl
+        self._may_receive = getattr(acl, "may_receive", None)
+        if not revoked or self._state.state is not _CONNECTED:
+            return
+        for topic_filter in revoked:
+            self._router.unsubscribe(self.session, topic_filter)
+            self._stats.acl_denied["subscribe"] += 1
+        log.info("%s: subscription(s) %s no longer authorized (reload), removed", self.name(),
+                 ", ".join(repr(f) for f in revoked))
+        if disconnect:
+            self.close(reasons.NOT_AUTHORIZED, rc.NOT_AUTHORIZED)
 
     # -- the rest --------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ class AuthVerdict:
     why: str = ""  # for the log
     acl: object | None = None  # the client's ACL (`auth.access.ClientAcl`); None: no restrictions
     will_allowed: bool = True
+    superuser: bool = False  # kept by the client, so a reload knows it needs no ACL
 
 
 @dataclass(frozen=True, slots=True)

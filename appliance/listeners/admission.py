@@ -16,13 +16,17 @@ class Admission:
     """Counts open sockets and keeps a token bucket per source IP (burst = rate per second)."""
 
     def __init__(self, limits: LimitsConfig, stats) -> None:
-        self.max_connections = limits.max_connections
-        self.rate = limits.max_connection_rate
         self.stats = stats
-        self.max_handshakes = limits.max_handshakes or max(1, limits.max_connections // 2)
+        self.reconfigure(limits)
         self.open = 0
         self.handshaking = 0
         self._buckets: dict[str, list[float]] = {}  # ip -> [tokens, last refill]
+
+    def reconfigure(self, limits: LimitsConfig) -> None:
+        """New limits (a reload): sockets already open stay, even over a lower max_connections."""
+        self.max_connections = limits.max_connections
+        self.rate = limits.max_connection_rate
+        self.max_handshakes = limits.max_handshakes or max(1, limits.max_connections // 2)
 
     def admit(self, ip: str) -> bool:
         """Whether a new connection from `ip` may be served; if so the caller must `release()` it."""

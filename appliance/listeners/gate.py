@@ -17,6 +17,10 @@ class Gate:
     def __init__(self, access) -> None:
         self._access = access  # an auth.AccessControl, or None: nothing is ever asked
 
+    def use(self, access) -> None:
+        """A reload added, replaced or removed the auth block."""
+        self._access = access
+
     def answer(self, question: Authenticate | Authorize):
         if type(question) is Authorize:
             acl = question.acl
@@ -27,4 +31,4 @@ class Gate:
             return AuthVerdict(verdict.reason_code, verdict.why)
         acl = access.client_acl(question.client, verdict.superuser, question.facts)
         will_allowed = question.will_topic is None or acl is None or acl.allows(PUBLISH, question.will_topic)
-        return AuthVerdict(0, verdict.why, acl, will_allowed)
+        return AuthVerdict(0, verdict.why, acl, will_allowed, verdict.superuser)

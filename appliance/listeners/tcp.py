@@ -45,9 +45,12 @@ _JOIN_LIMIT = 65536  # bytes joined into one write where there is no sendmsg (TL
 _workers = Workers()  # run read bursts and accepted sockets' handlers, for every listener
 
 
-@dataclass(frozen=True)
+@dataclass
 class Wiring:
-    """What every connection of the appliance is built from (app.py makes one)."""
+    """What every connection of the appliance is built from (app.py makes one, shared by
+    every listener). A connection reads it once, when it is made; `reconfigure` swaps the
+    settings in one step (no yield between them), so a reload applies to the next
+    connection and never to half of one."""
 
     router: Router  # the broker
     settings: ClientSettings
@@ -55,6 +58,9 @@ class Wiring:
     timers: Timers  # CONNECT and keepalive deadlines
     gate: Gate  # answers the clients' questions (access control)
     max_outbox_bytes: int  # limits.max_outbox_bytes
+
+    def reconfigure(self, settings: ClientSettings, max_outbox_bytes: int) -> None:
+        self.settings, self.max_outbox_bytes = settings, max_outbox_bytes
 
 
 class Connection:

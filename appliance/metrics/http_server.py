@@ -6,6 +6,7 @@ only reads numbers already in memory, so a scrape neither waits for MQTT work no
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -42,6 +43,12 @@ class HttpServer:
         self._metrics_app = make_wsgi_app(registry)
         self._api_v4 = api
         self._server: WSGIServer | None = None
+
+    def reconfigure(self, config) -> None:
+        """A reload: credentials and auth_type apply from the next request; the address it
+        listens on stays (a restart changes it)."""
+        self._config = dataclasses.replace(config, bind=self._config.bind, port=self._config.port)
+        self._auth = BasicAuth(config.username, config.password) if config.auth_type == "basic" else None
 
     def start(self) -> None:
         """Bind and start serving on the hub; returns at once."""

@@ -9,12 +9,13 @@ caused are on disk, so it can acknowledge the PUBLISH (the `Durable` barrier of 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
 import gevent
 import urllib3
-from gevent.pool import Pool
+from gevent.pool import Group
 
 from appliance.broker.hooks import BrokerHooks, ClientInfo
 from appliance.broker.message import Message
@@ -94,7 +95,8 @@ class WebhookStage(BrokerHooks):
         self._seq = spool.last_seq if spool else 0
         self._delivery = Delivery(config.retry, spool is not None, self.metrics, self._log_url)
         self._inflight: list[QueuedEvent | None] = [None] * config.pool_size
-        self._workers = Pool(config.pool_size)
+        self._workers = Group()  # pool_size of them; a reload may add some or retire some
+        self._working: set[int] = set()  # indexes of the running workers
         self._housekeeper = None
         self._accepting = False
         self._drops = RateLimitedLog("%d event(s) dropped")
@@ -113,8 +115,7 @@ class WebhookStage(BrokerHooks):
                 log.info("webhook: %d event(s) in the spool %s will be delivered first",
                          spool.rows_at_start, spool.store.path)
         self._backlog.start()
-        for index in range(self.config.pool_size):
-            self._workers.spawn(self._work, index)
+        self._spawn_workers()
         self._housekeeper = gevent.spawn(self._housekeep)
         self._accepting = True
         log.info("webhook: POSTing to %s with %d worker(s), order %s, queue %d, spool %s", self._log_url,
@@ -145,6 +146,41 @@ class WebhookStage(BrokerHooks):
             log.info("webhook: %d event(s) kept in the spool for the next start", spool.rows)
         self._drops.flush(force=True)
         self._sender.close()
+
+    def reconfigure(self, config: WebhookConfig) -> list[str]:
+        """Use a reloaded webhook block from now on; returns the keys that only a restart
+        can change (webhook.queue.*, webhook.order: the spool and the ordering keys of what
+        is queued), which keep their running values. Events already queued stay queued and
+        go to the new url with the new headers; a POST under way finishes on its old
+        connection. Rules and encoding apply to the next event; pool_size adds workers, or
+        retires the extra ones after their current event."""
+        old = self.config
+        kept = [name for name, same in (("webhook.queue", old.queue == config.queue),
+                                        ("webhook.order", old.order == config.order)) if not same]
+        config = dataclasses.replace(config, queue=old.queue, order=old.order)
+        self.config = config
+        self._rules = Rules(config.rules)
+        self._encode = payload_encoder(config.encoding, self.metrics)
+        for warning in check_rules(config):
+            log.warning("%s", warning)
+        connection = ("url", "headers", "tls", "cancel_timeout", "pool_size")
+        if any(getattr(old, name) != getattr(config, name) for name in connection):
+            retired, self._sender = self._sender, Sender(config)
+            retired.close()  # idle connections now; busy ones when their worker lets go
+        if (old.url, old.retry) != (config.url, config.retry):
+            self._log_url = safe_url(config.url)
+            self._delivery = Delivery(config.retry, self._backlog.spool is not None, self.metrics, self._log_url)
+        if config.pool_size > len(self._inflight):
+            self._inflight += [None] * (config.pool_size - len(self._inflight))
+        if self._accepting:
+            self._spawn_workers()
+        return kept
+
+    def _spawn_workers(self) -> None:
+        for index in range(self.config.pool_size):
+            if index not in self._working:
+                self._working.add(index)
+                self._workers.spawn(self._work, index)
 
     def _pending(self) -> int:
         return self._backlog.depth + self._backlog.spilled + sum(item is not None for item in self._inflight)
@@ -259,11 +295,16 @@ class WebhookStage(BrokerHooks):
     # -- delivery (pool_size worker greenlets) -------------------------------------------------
 
     def _work(self, index: int) -> None:
-        channel = self._sender.channel()
+        sender = self._sender
+        channel = sender.channel()
         backlog, spool = self._backlog, self._backlog.spool
         try:
-            while True:
+            while index < self.config.pool_size:  # a reload may have retired this worker
                 item = backlog.take()
+                if sender is not self._sender:  # a reload changed the endpoint: this event goes there
+                    sender.release(channel)
+                    sender = self._sender
+                    channel = sender.channel()
                 self._inflight[index] = item
                 try:
                     if item.attempted:
@@ -282,7 +323,8 @@ class WebhookStage(BrokerHooks):
                 self._inflight[index] = None
                 backlog.settle(item)
         finally:
-            self._sender.release(channel)
+            self._working.discard(index)
+            sender.release(channel)
 
     # -- logs ----------------------------------------------------------------------------------
 
