@@ -41,6 +41,13 @@ class Appliance:
         # Parts whose records must be safe before a QoS 1/2 PUBLISH is acknowledged (the
         # webhook spool); with none, acknowledgements go at once.
         durables: list = []
+        self.persistence = None
+        if config.persistence is not None:
+            from .persistence import Persistence  # only with a persistence block
+
+            self.persistence = Persistence(config.persistence, self.registry)
+            self.persistence.load(self.broker, self.stats, config.mqtt.max_mqueue_len, config.limits.max_queued_bytes)
+            durables.append(self.persistence)
         if config.webhook is not None:
             # Imported only when configured: urllib3 and the stage cost start-up time and
             # memory on boxes that do not use them.
@@ -85,6 +92,8 @@ class Appliance:
     def start(self) -> None:
         _large_buffers_back_to_the_os()
         self.timers.start()
+        if self.persistence is not None:
+            self.persistence.start(self.timers)
         self.broker.start()
         if self.webhook is not None:
             self.webhook.start()
@@ -109,6 +118,8 @@ class Appliance:
         if self.bridges is not None:
             self.bridges.stop(_CONNECTION_STOP_TIMEOUT)
         self.timers.stop()
+        if self.persistence is not None:
+            self.persistence.close()  # every connection has detached: their sessions are recorded
         if self.access is not None:
             self.access.close()
         if self.webhook is not None:

@@ -133,7 +133,7 @@ def read_http_server(root: Section) -> HttpServerConfig | None:
 
 # Top-level blocks NanoMQ knows that this appliance does not implement.
 UNIMPLEMENTED_BLOCKS = (
-    "system", "authorization", "sqlite", "bridge", "rules",
+    "system", "authorization", "bridge", "rules",
     "exchange_client", "parquet", "plugin", "preset", "vsomeip", "gateway",
 )
 

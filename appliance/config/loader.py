@@ -18,6 +18,7 @@ from pyhocon.exceptions import ConfigException
 
 from .auth import read_auth
 from .bridges import read_bridges
+from .persistence import read_persistence
 from .blocks import read_http_server, read_limits, read_listeners, read_log, read_mqtt, warn_unimplemented_blocks
 from .env import apply_env
 from .errors import ConfigError
@@ -43,6 +44,7 @@ BLOCK_READERS = (
     ("auth", read_auth),
     ("limits", read_limits),
     ("bridges", read_bridges),
+    ("persistence", read_persistence),
 )
 
 
