@@ -126,6 +126,9 @@ class Persistence:
     def start(self, timers) -> None:
         self._timers = timers
         self.store.start()
+        # What fell due while the broker was down (sessions expired, wills whose delay ran
+        # out) happens now, before any client connects and could resume an expired session.
+        timers.sweep()
         self._beat()
 
     def _beat(self) -> None:
