@@ -453,6 +453,8 @@ class PersistenceConfig(Block):
                     "(cheaper on slow flash).", origin=OURS)
     enable: bool = key("persistence.enable", Bool(), True, "false: in memory only (the block is not validated).",
                        origin=OURS)
+    # Where `dir` came from, for errors found at start-up: NanoMQ's sqlite block sets it too.
+    dir_key: str = field(default="persistence.dir", compare=False)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def read_persistence(root: Section) -> PersistenceConfig | None:
         _read_sqlite(root, sqlite, block, config)
         if config is None and block is None:
             directory = sqlite.get("mounted_file_path", NANOMQ_SQLITE_DEFAULT_DIR, _directory)
-            config = PersistenceConfig(dir=directory)
+            config = PersistenceConfig(dir=directory, dir_key="sqlite.mounted_file_path")
     return config
 
 

@@ -32,11 +32,12 @@ CLOSE_TIMEOUT = 10.0
 class Persistence:
     def __init__(self, config: PersistenceConfig, registry=None) -> None:
         self.path = os.path.join(config.dir, FILE_NAME)
+        self._key = config.dir_key  # the config key errors name
         try:
             self.store = Store(self.path, "persistence", config.sync, registry)
             self.store.define(*TABLES)
         except StoreError as error:
-            raise StartupError("persistence.dir", str(error)) from None
+            raise StartupError(self._key, str(error)) from None
         self.journal: StoreJournal | None = None
         self._heartbeat = None
         self._timers = None
@@ -50,9 +51,9 @@ class Persistence:
         try:
             summary = self._load(broker, stats, max_queue_len, max_queue_bytes)
         except StoreError as error:
-            raise StartupError("persistence.dir", str(error)) from None
+            raise StartupError(self._key, str(error)) from None
         except (ValueError, TypeError, KeyError) as error:  # rows we did not write
-            raise StartupError("persistence.dir", f"{self.path}: not a usable store (a row cannot be read: "
+            raise StartupError(self._key, f"{self.path}: not a usable store (a row cannot be read: "
                                                   f"{error}); move it away to start empty") from None
         line = f"persistence: loaded {summary} from {self.path} in {time.perf_counter() - started:.2f} s"
         log.info("%s", line)
@@ -64,6 +65,7 @@ class Persistence:
         self.store.define(*(f"DELETE FROM {table} WHERE client_id NOT IN (SELECT client_id FROM persist_sessions)"
                             for table in ("persist_subscriptions", "persist_queue", "persist_incoming")))
         now = time.time()
+        self.store.define(f"DELETE FROM persist_retained WHERE expires <= {now!r}")  # expired while kept or down
         alive = dict(read("SELECT name, value FROM persist_meta")).get("alive", now)
         retained = 0
         for row in read(f"SELECT {MESSAGE_COLUMNS} FROM persist_retained"):
