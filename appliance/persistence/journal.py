@@ -165,7 +165,9 @@ class StoreJournal:
         key = ("q", delivery.key)
         old = self._changes.get(key)
         if old is not None and old[0] == _PUT:  # the insert is still waiting: insert it as it is now
-            self._put(key, PUT_QUEUED, self._queued_row(session, delivery, packet_id))
+            row = old[2]
+            row[2] = packet_id
+            row[3] = int(delivery.released)
         else:
             self._changes[key] = (_UPDATE, UPDATE_QUEUED, (packet_id, int(delivery.released), delivery.key), False)
             self._store.changed()
@@ -174,10 +176,11 @@ class StoreJournal:
         self._delete(("q", delivery.key), DELETE_QUEUED, (delivery.key,))
 
     @staticmethod
-    def _queued_row(session: Session, delivery: Delivery, packet_id: int | None) -> tuple:
+    def _queued_row(session: Session, delivery: Delivery, packet_id: int | None) -> list:
         ids = json.dumps(delivery.subscription_ids) if delivery.subscription_ids else None
-        return (delivery.key, session.client_id, packet_id, int(delivery.released), delivery.qos,
-                int(delivery.retain), ids, *message_values(delivery.message))
+        # A list: `sent()` sets the packet id in place while the insert waits for its commit.
+        return [delivery.key, session.client_id, packet_id, int(delivery.released), delivery.qos,
+                int(delivery.retain), ids, *message_values(delivery.message)]
 
     def incoming(self, session: Session, packet_id: int) -> None:
         client_id = session.client_id
