@@ -73,6 +73,8 @@ class StoreJournal:
     def take(self) -> list[tuple[str, list]]:
         groups: dict[str, tuple[int, list]] = {}
         for kind, statement, params, _ in self._changes.values():
+            if statement is PUT_QUEUED:  # built only now: most are acknowledged before a commit
+                params = self._queued_row(*params)
             group = groups.get(statement)
             if group is None:
                 group = groups[statement] = (kind, [])
@@ -159,15 +161,13 @@ class StoreJournal:
     def queued(self, session: Session, delivery: Delivery) -> None:
         seq = delivery.key = self._next_seq
         self._next_seq = seq + 1
-        self._put(("q", seq), PUT_QUEUED, self._queued_row(session, delivery, None), new=True)
+        self._put(("q", seq), PUT_QUEUED, [session, delivery, None], new=True)
 
     def sent(self, session: Session, packet_id: int, delivery: Delivery) -> None:
         key = ("q", delivery.key)
         old = self._changes.get(key)
-        if old is not None and old[0] == _PUT:  # the insert is still waiting: insert it as it is now
-            row = old[2]
-            row[2] = packet_id
-            row[3] = int(delivery.released)
+        if old is not None and old[0] == _PUT:  # the insert is still waiting: with this packet id
+            old[2][2] = packet_id
         else:
             self._changes[key] = (_UPDATE, UPDATE_QUEUED, (packet_id, int(delivery.released), delivery.key), False)
             self._store.changed()
@@ -176,11 +176,10 @@ class StoreJournal:
         self._delete(("q", delivery.key), DELETE_QUEUED, (delivery.key,))
 
     @staticmethod
-    def _queued_row(session: Session, delivery: Delivery, packet_id: int | None) -> list:
+    def _queued_row(session: Session, delivery: Delivery, packet_id: int | None) -> tuple:
         ids = json.dumps(delivery.subscription_ids) if delivery.subscription_ids else None
-        # A list: `sent()` sets the packet id in place while the insert waits for its commit.
-        return [delivery.key, session.client_id, packet_id, int(delivery.released), delivery.qos,
-                int(delivery.retain), ids, *message_values(delivery.message)]
+        return (delivery.key, session.client_id, packet_id, int(delivery.released), delivery.qos,
+                int(delivery.retain), ids, *message_values(delivery.message))
 
     def incoming(self, session: Session, packet_id: int) -> None:
         client_id = session.client_id
