@@ -12,7 +12,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from appliance.mqtt.packets import Publish, PubRec
+from appliance.mqtt.packets import PubRec
 
 from tests.persistence.raw import RawClient
 
