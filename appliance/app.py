@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 
 from typing import Callable
 
@@ -19,7 +18,6 @@ from .broker.client import ClientSettings
 from .broker.durability import barrier
 from .broker.stats import BrokerStats
 from .broker.timers import Timers
-from .config.errors import StartupError
 from .config import LoadedConfig, load_config
 from .config.model import Config
 from .listeners.admission import Admission
@@ -31,7 +29,6 @@ from .reload import Reloader
 log = logging.getLogger(__name__)
 
 _CONNECTION_STOP_TIMEOUT = 1.0  # seconds for connections to flush their last packets
-STORE_FILE = "persistence.db"  # the one durable store's file in its directory (shared with persistence)
 
 
 class Appliance:
@@ -50,6 +47,13 @@ class Appliance:
         # Parts whose records must be safe before a QoS 1/2 PUBLISH is acknowledged (the
         # webhook spool); with none, acknowledgements go at once.
         durables: list = []
+        self.persistence = None
+        if config.persistence is not None:
+            from .persistence import Persistence  # only with a persistence block
+
+            self.persistence = Persistence(config.persistence, self.registry)
+            self.persistence.load(self.broker, self.stats, config.mqtt.max_mqueue_len, config.limits.max_queued_bytes)
+            durables.append(self.persistence)
         if config.webhook is not None:
             # Imported only when configured: urllib3 and the stage cost start-up time and
             # memory on boxes that do not use them.
@@ -60,18 +64,8 @@ class Appliance:
             if self.webhook.durable:
                 durables.append(self.webhook)
         self.bridges = None
-        self.store = None  # the shared durable store, here for the bridges' disk queue (sqlite block)
         if config.bridges:
-            from .store import StoreError
-
-            try:
-                self.store = _bridge_store(config, self.registry)
-                self.bridges = self._bridges(config.bridges)
-            except StoreError as exc:
-                raise StartupError("sqlite.mounted_file_path", str(exc)) from None
-            if self.store is not None:
-                # A forwarded QoS 1/2 message is on disk before its publisher's PUBACK.
-                durables.append(self.store)
+            self.bridges = self._bridges(config.bridges)
         settings = ClientSettings(
             config.mqtt, config.limits,
             authenticates=self.access is not None,
@@ -108,12 +102,16 @@ class Appliance:
         return self.reloader.api_reload()
 
     def _bridges(self, configs):
-        """The bridges, with the disk queue when the store was opened at start (bridges a
-        reload adds where there was none queue in memory)."""
+        """The bridges; their send queue is on disk in the persistence store when there is one
+        (a persistence or NanoMQ sqlite block, sqlite.disk_cache_size > 0), else in memory."""
         from .bridge.bridge import Bridges  # only with a bridges block, as the webhook stage
 
-        disk_cache_size = self.config.sqlite.disk_cache_size if self.store is not None else 0
-        return Bridges(configs, self.broker, self.registry, self.config.mqtt.max_packet_size, self.store,
+        store, disk_cache_size = None, None
+        sqlite = self.config.sqlite
+        if self.persistence is not None and (sqlite is None or sqlite.disk_queue):
+            store = self.persistence.store  # already among the Durables: forwarded QoS 1/2 is on disk first
+            disk_cache_size = sqlite.disk_cache_size if sqlite is not None else None
+        return Bridges(configs, self.broker, self.registry, self.config.mqtt.max_packet_size, store,
                        disk_cache_size)
 
     # -- hot reload (reload.py decides; these keep the appliance's own references current) --
@@ -148,11 +146,11 @@ class Appliance:
     def start(self) -> None:
         _large_buffers_back_to_the_os()
         self.timers.start()
+        if self.persistence is not None:
+            self.persistence.start(self.timers)
         self.broker.start()
         if self.webhook is not None:
             self.webhook.start()
-        if self.store is not None:
-            self.store.start()
         if self.bridges is not None:
             self.bridges.start()  # readiness never waits for an upstream
         for listener in self.listeners:
@@ -173,9 +171,9 @@ class Appliance:
             listener.stop(_CONNECTION_STOP_TIMEOUT)
         if self.bridges is not None:
             self.bridges.stop(_CONNECTION_STOP_TIMEOUT)
-        if self.store is not None:
-            self.store.close()  # after the bridges: their last acknowledgements delete rows
         self.timers.stop()
+        if self.persistence is not None:
+            self.persistence.close()  # every connection has detached: their sessions are recorded
         if self.access is not None:
             self.access.close()
         if self.webhook is not None:
@@ -183,17 +181,6 @@ class Appliance:
         if self.http is not None:
             self.http.stop()
         log.info("stopped")
-
-
-def _bridge_store(config: Config, registry):
-    """The durable store of the bridges' disk queue: NanoMQ's sqlite block (its
-    mounted_file_path the directory, disk_cache_size > 0), else None (in memory)."""
-    sqlite = config.sqlite
-    if sqlite is None or not sqlite.disk_queue:
-        return None
-    from .store import Store
-
-    return Store(os.path.join(sqlite.mounted_file_path, STORE_FILE), "persistence", "fsync", registry)
 
 
 def access_control(config: Config, stats: BrokerStats):

@@ -183,9 +183,9 @@ class Bridges:
     """Every configured bridge, started and stopped together; one hook into the broker."""
 
     def __init__(self, configs: tuple[BridgeConfig, ...], broker, registry, max_packet_size: int,
-                 store=None, disk_cache_size: int = 0) -> None:
+                 store=None, disk_cache_size: int | None = None) -> None:
         """`store`: the shared durable store (appliance/store) for the disk queue, bounded
-        by `disk_cache_size` (sqlite.disk_cache_size) as well as each max_send_queue_len;
+        by each max_send_queue_len and, when given, `disk_cache_size` (sqlite.disk_cache_size);
         None: in memory."""
         self._local = local = LocalBroker(broker)
         self._rtt = ack_rtt_histogram(registry)
@@ -205,7 +205,8 @@ class Bridges:
     def _bridge(self, config: BridgeConfig, queue: SendQueue | None = None) -> Bridge:
         if queue is None:
             queue = (MemorySendQueue(config.max_send_queue_len) if self._store is None else
-                     DurableSendQueue(self._store, config.name, min(config.max_send_queue_len, self._disk_cache_size)))
+                     DurableSendQueue(self._store, config.name, min(config.max_send_queue_len,
+                                                                   self._disk_cache_size or config.max_send_queue_len)))
         return Bridge(config, self._local, queue, self._rtt.labels(config.name).observe, self._max_packet_size)
 
     def _link_loops(self) -> None:

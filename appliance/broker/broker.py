@@ -17,6 +17,7 @@ import time
 from ..config.model import LimitsConfig, MqttConfig
 from . import hooks as reasons
 from .hooks import BrokerHooks, ClientInfo
+from .journal import Journal
 from .message import Message
 from .retained import RetainedStore
 from .session import NEVER_EXPIRES, LastWill, Link, Session, SubscriptionOptions
@@ -52,6 +53,30 @@ class Broker:
         self.on_acked = None  # the same, for on_message_acked
         self._on_dropped = None  # (publisher, message, reason) -> None, or None
         self._retry: Timer | None = None
+        self._journal: Journal | None = None  # persistence; None: everything in memory
+
+    def set_journal(self, journal: Journal) -> None:
+        """Record durable state in `journal` from now on (after `restore_*` at start-up)."""
+        self._journal = journal
+        for session in self.sessions.values():
+            session.journal = journal
+
+    def restore_retained(self, message: Message) -> None:
+        self._retain(message)
+
+    def restore_session(self, session: Session, expires_in: float | None, will: LastWill | None,
+                        will_in: float) -> None:
+        """A session read back from the persistence store, offline: it expires in `expires_in`
+        seconds (None: never) and its will, if any, is due in `will_in` seconds."""
+        self.sessions[session.client_id] = session
+        for topic_filter, options in session.subscriptions.items():
+            group, plain_filter = parse_shared(topic_filter)
+            self.subscriptions.add(plain_filter, session.client_id, options, group)
+        if will is not None:
+            self._wills_due[session] = (self._timers.call_later(max(will_in, 0.0), self._will_delay_over, session),
+                                        will)
+        if expires_in is not None:
+            self._expiring[session] = self._timers.call_later(max(expires_in, 0.0), self._expire_session, session)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -95,6 +120,14 @@ class Broker:
         listeners disconnect anyone, so connected subscribers still get them."""
         if self._retry is not None:
             self._retry.cancel()
+        if self._journal is not None:
+            # The sessions outlive the process: a delayed will keeps waiting (in the store),
+            # and a connected session's will follows at detach() as for any closed connection.
+            for timer in (*self._expiring.values(), *(timer for timer, _ in self._wills_due.values())):
+                timer.cancel()
+            self._expiring.clear()
+            self._wills_due.clear()
+            return
         for session, (timer, will) in list(self._wills_due.items()):
             timer.cancel()
             del self._wills_due[session]
@@ -182,6 +215,11 @@ class Broker:
         session.link = link
         session.info = link.info
         self._connected.add(session)
+        journal = self._journal
+        if journal is not None and (expiry_interval or session.journal is not None):
+            session.journal = journal
+            info = getattr(link, "info", None)
+            journal.session_attached(session, info.username if info is not None else None)
         self.stats.connections_accepted += 1
         return session, resumed
 
@@ -195,6 +233,7 @@ class Broker:
         self._connected.discard(session)
         expiry = session.expiry_interval
         will = session.take_will()
+        delay = 0
         if will is not None:  # a normal DISCONNECT has already discarded it
             delay = will.delay
             if delay and expiry:
@@ -202,6 +241,9 @@ class Broker:
                 self._wills_due[session] = (self._timers.call_later(delay, self._will_delay_over, session), will)
             else:
                 self._publish_will(will)
+                will = None
+        if expiry and session.journal is not None:
+            session.journal.session_detached(session, will, delay)
         if expiry == 0:
             self._end_session(session, reason)
         elif expiry != NEVER_EXPIRES:
@@ -233,6 +275,8 @@ class Broker:
 
     def _will_delay_over(self, session: Session) -> None:
         _, will = self._wills_due.pop(session)
+        if session.journal is not None and self.sessions.get(session.client_id) is session:
+            session.journal.session_detached(session, None, 0)
         self._publish_will(will)
 
     def _publish_will(self, last_will: LastWill) -> None:
@@ -257,6 +301,9 @@ class Broker:
         if due is not None:
             due[0].cancel()
             self._publish_will(due[1])
+        if session.journal is not None:
+            session.journal.session_ended(session)
+            session.journal = None
         for topic_filter in session.subscriptions:
             group, plain_filter = parse_shared(topic_filter)
             self.subscriptions.remove(plain_filter, session.client_id, group)
@@ -277,11 +324,15 @@ class Broker:
         existed = topic_filter in session.subscriptions
         session.subscriptions[topic_filter] = options
         self.subscriptions.add(plain_filter, session.client_id, options, group)
+        if session.journal is not None:
+            session.journal.subscribed(session, topic_filter, options)
         return existed
 
     def unsubscribe(self, session: Session, topic_filter: str) -> bool:
         if session.subscriptions.pop(topic_filter, None) is None:
             return False
+        if session.journal is not None:
+            session.journal.unsubscribed(session, topic_filter)
         group, plain_filter = parse_shared(topic_filter)
         self.subscriptions.remove(plain_filter, session.client_id, group)
         return True
@@ -324,6 +375,8 @@ class Broker:
         limits = self.limits
         if not (limits.max_retained_messages or limits.max_retained_bytes):
             self.retained.store(message)
+            if self._journal is not None:
+                self._journal.retained(message)
             return
         topic = message.topic
         size = len(message.payload)
@@ -339,6 +392,8 @@ class Broker:
                 return
             old_size = self._retained_sizes.get(topic, 0)
         self.retained.store(message)
+        if self._journal is not None:
+            self._journal.retained(message)
         self._retained_bytes += size - old_size
         if size:
             self._retained_sizes[topic] = size

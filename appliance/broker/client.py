@@ -447,7 +447,9 @@ class Client:
     def _on_pubrel(self, pubrel: PubRel) -> None:
         known = self.session.release(pubrel.packet_id)
         code = rc.SUCCESS if known or self.protocol_version < 5 else rc.PACKET_IDENTIFIER_NOT_FOUND
-        self.send(PubComp(pubrel.packet_id, code))
+        # With persistence the id's release must be durable before PUBCOMP: else, after a
+        # crash, a new message reusing the id would be taken for a resend and never routed.
+        self._ack(encode(PubComp(pubrel.packet_id, code), self.protocol_version), known)
 
     # -- acknowledgements of what we sent --------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from ..mqtt.packets import Will
 from .hooks import ClientInfo
+from .journal import Journal
 from .message import Message
 from .stats import BrokerStats
 
@@ -69,6 +70,7 @@ class Delivery:
     subscription_ids: tuple = ()
     sent_at: float = 0.0  # time.monotonic() of the last send, while in flight
     released: bool = False  # QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
+    key: int = 0  # its row in the persistence journal (persistent sessions only)
 
 
 @dataclass(slots=True)
@@ -97,6 +99,7 @@ class Session:
     inflight: dict[int, Delivery] = field(default_factory=dict)
     pending: deque | None = None  # made on first use: most sessions never queue
     awaiting_release: set[int] = field(default_factory=set)  # incoming QoS 2 ids before PUBREL
+    journal: Journal | None = None  # set by the Broker for a session that outlives its connection
     _last_packet_id: int = 0
     _queued_bytes: int = 0  # payload bytes of the pending queue
 
@@ -110,6 +113,9 @@ class Session:
                 link.send_publish(message, 0, retain, subscription_ids, None, False)
             return
         delivery = Delivery(message, qos, retain, subscription_ids)
+        journal = self.journal
+        if journal is not None:
+            journal.queued(self, delivery)
         if link is not None and not self.pending and len(self.inflight) < link.send_window and link.has_room():
             self._send_new(link, delivery)
             return
@@ -117,23 +123,33 @@ class Session:
         if pending is None:
             pending = self.pending = deque()
         elif len(pending) >= self.max_queue_len:
-            self._queued_bytes -= len(pending.popleft().message.payload)
-            self.stats.messages_dropped["queue_full"] += 1
+            self._drop_oldest()
         size = len(message.payload)
         if self.max_queue_bytes:
             while pending and self._queued_bytes + size > self.max_queue_bytes:
-                self._queued_bytes -= len(pending.popleft().message.payload)
-                self.stats.messages_dropped["queue_full"] += 1
+                self._drop_oldest()
         pending.append(delivery)
         self._queued_bytes += size
+
+    def _drop_oldest(self) -> None:
+        dropped = self.pending.popleft()
+        self._queued_bytes -= len(dropped.message.payload)
+        self.stats.messages_dropped["queue_full"] += 1
+        if self.journal is not None:
+            self.journal.done(self, dropped)
 
     def _send_new(self, link: Link, delivery: Delivery) -> None:
         packet_id = self._next_packet_id()
         delivery.sent_at = time.monotonic()
         self.inflight[packet_id] = delivery
+        journal = self.journal
         if not link.send_publish(delivery.message, delivery.qos, delivery.retain, delivery.subscription_ids,
                                  packet_id, False):
             del self.inflight[packet_id]
+            if journal is not None:
+                journal.done(self, delivery)
+        elif journal is not None:
+            journal.sent(self, packet_id, delivery)
 
     def _next_packet_id(self) -> int:
         packet_id = self._last_packet_id % 0xFFFF + 1
@@ -156,6 +172,8 @@ class Session:
             expires_at = delivery.message.expires_at
             if expires_at is not None and expires_at <= now:
                 self.stats.messages_dropped["expired"] += 1
+                if self.journal is not None:
+                    self.journal.done(self, delivery)
                 continue
             self._send_new(link, delivery)
 
@@ -165,6 +183,8 @@ class Session:
         delivery = self.inflight.pop(packet_id, None)
         if delivery is None:
             return None
+        if self.journal is not None:
+            self.journal.done(self, delivery)
         if self.pending:
             self.pump()
         return delivery
@@ -176,6 +196,8 @@ class Session:
             return False
         entry.released = True
         entry.sent_at = time.monotonic()
+        if self.journal is not None:
+            self.journal.sent(self, packet_id, entry)
         return True
 
     def resend(self, older_than: float | None = None, now: float | None = None) -> None:
@@ -194,6 +216,19 @@ class Session:
             elif not link.send_publish(entry.message, entry.qos, entry.retain, entry.subscription_ids,
                                        packet_id, True):
                 del self.inflight[packet_id]
+                if self.journal is not None:
+                    self.journal.done(self, entry)
+
+    def restore(self, inflight: list[tuple[int, Delivery]], pending: list[Delivery], awaiting: set[int]) -> None:
+        """A session read back from the persistence store (before anyone attaches): what was
+        in flight keeps its packet ids (resent with DUP at the reconnect), in order."""
+        for packet_id, delivery in inflight:
+            self.inflight[packet_id] = delivery
+            self._last_packet_id = packet_id
+        if pending:
+            self.pending = deque(pending)
+            self._queued_bytes = sum(len(delivery.message.payload) for delivery in pending)
+        self.awaiting_release = awaiting
 
     def drop_queued(self) -> int:
         """The session ends: forget what waits for it; returns how many messages that was."""
@@ -214,12 +249,16 @@ class Session:
         if len(awaiting) >= limit:
             return "full"
         awaiting.add(packet_id)
+        if self.journal is not None:
+            self.journal.incoming(self, packet_id)
         return "new"
 
     def release(self, packet_id: int) -> bool:
         """PUBREL arrived: whether the packet id was known."""
         if packet_id in self.awaiting_release:
             self.awaiting_release.discard(packet_id)
+            if self.journal is not None:
+                self.journal.incoming_released(self, packet_id)
             return True
         return False
 

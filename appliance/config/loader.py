@@ -19,6 +19,7 @@ from pyhocon.exceptions import ConfigException
 from .auth import read_auth
 from .bridges import read_bridges
 from .sqlite import read_sqlite
+from .persistence import read_persistence
 from .blocks import read_http_server, read_limits, read_listeners, read_log, read_mqtt, warn_unimplemented_blocks
 from .env import apply_env
 from .errors import ConfigError
@@ -45,6 +46,7 @@ BLOCK_READERS = (
     ("limits", read_limits),
     ("bridges", read_bridges),
     ("sqlite", read_sqlite),
+    ("persistence", read_persistence),
 )
 
 

@@ -480,6 +480,26 @@ class WebhookConfig(Block):
 
 
 @dataclass(frozen=True)
+class PersistenceConfig(Block):
+    """`persistence { ... }` (ours): retained messages, persistent sessions, their queued and
+    in-flight QoS 1/2 messages and delayed wills survive a restart and a crash (see the
+    README's Persistence section). No block: everything is in memory, as NanoMQ without one."""
+
+    __section__ = "persistence"
+    dir: str = key("persistence.dir", Text(form="path", empty=False), REQUIRED,
+                   "Directory of the store (persistence.db); the image and chart mount a volume at "
+                   "/var/lib/nanomq. NanoMQ's sqlite.mounted_file_path sets it when there is no block.",
+                   origin=OURS, shown_default="required")
+    sync: str = key("persistence.sync", Choice(SYNC_MODES), "fsync",
+                    "fsync: what was acknowledged survives power loss; os: a crash of the process only "
+                    "(cheaper on slow flash).", origin=OURS)
+    enable: bool = key("persistence.enable", Bool(), True, "false: in memory only (the block is not validated).",
+                       origin=OURS)
+    # Where `dir` came from, for errors found at start-up: NanoMQ's sqlite block sets it too.
+    dir_key: str = field(default="persistence.dir", compare=False)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the appliance runs with."""
 
@@ -492,4 +512,5 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     bridges: tuple[BridgeConfig, ...] = ()  # bridges.mqtt.<name>, see config/bridges.py
     sqlite: SqliteConfig | None = None  # NanoMQ's sqlite block: the bridges' disk queue (config/sqlite.py)
+    persistence: PersistenceConfig | None = None  # None: no persistence block (in memory only)
     source: str | None = None  # the file it was read from

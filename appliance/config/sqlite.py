@@ -1,11 +1,12 @@
-"""NanoMQ's `sqlite { ... }` block, read for what it means in NanoMQ: the disk cache of the
-MQTT bridges (NanoMQ docs, config-description/broker.md, "Cache"), a SQLite file in
-`mounted_file_path`.
+"""NanoMQ's `sqlite { ... }` block, read for what it means in NanoMQ: a SQLite file in
+`mounted_file_path` holding the disk cache of the MQTT bridges and the retained messages
+(NanoMQ docs, config-description/broker.md, "Cache").
 
-Here the block turns on the bridges' disk queue in the one durable store (appliance/store,
-`persistence.db` in that directory): every QoS 1/2 message waiting for an upstream is on disk
-before the local publisher gets its PUBACK, and survives a restart or a crash. NanoMQ's
-tuning keys that have no equivalent say so (a warning each), never silently.
+Here the block turns on persistence (config/persistence.py: `persistence.db` in that
+directory, unless a persistence block says otherwise), and with it the bridges' disk queue:
+every QoS 1/2 message waiting for an upstream is on disk before the local publisher gets its
+PUBACK, and survives a restart or a crash. NanoMQ's tuning keys that have no equivalent say
+so (a warning each), never silently.
 """
 
 from __future__ import annotations

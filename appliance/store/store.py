@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +44,7 @@ FREE_MARGIN = 256 * 1024
 ROOMY = 16 * 1024 * 1024  # more free than this: no need to weigh the batch
 SQLITE_FULL = 13
 LOG_INTERVAL = 10.0  # seconds between log lines about failing commits
+SWITCH_INTERVAL = 0.0002  # seconds a thread may hold the GIL while the writer's thread waits for it
 
 
 class StoreError(Exception):
@@ -94,13 +96,16 @@ class Store:
     `start()` the writer. `name` labels the metrics (`appliance_store_*{store=name}`)."""
 
     def __init__(self, path: str, name: str, sync: str = "fsync", registry=None,
-                 retry_interval: float = RETRY_INTERVAL) -> None:
+                 retry_interval: float = RETRY_INTERVAL, linger: float = 0.0) -> None:
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}, not {sync!r}")
         self.path = path
         self.name = name
         self.sync = sync
         self._retry_interval = retry_interval
+        # Seconds a commit waits after the first change: changes undone meanwhile (a queued
+        # message its subscriber already acknowledged) are never written at all.
+        self._linger = linger
         self._db = _open(path, sync)
         self._log = _Log()
         self._sources: list[ChangeSource] = [self._log]
@@ -142,6 +147,11 @@ class Store:
         self._sources.append(source)
 
     def start(self) -> None:
+        # The writer's thread gives up the GIL inside SQLite for every row and must win it
+        # back from the loop: with Python's default 5 ms switch interval a busy loop keeps it
+        # for up to 5 ms each time, and a commit of a few hundred rows takes ages.
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self._writer = gevent.spawn(self._write_loop)
 
     # -- the loop's side -----------------------------------------------------------------------
@@ -225,6 +235,8 @@ class Store:
                     return
                 self._wake.clear()
                 self._wake.wait()
+                if self._linger and not self._closing:
+                    gevent.sleep(self._linger)
                 continue
             if self._commit_generation():
                 continue

@@ -60,6 +60,12 @@ def test_shipped_unimplemented_examples_warn_once_each_when_uncommented():
     ]
 
 
+def test_shipped_persistence_example_loads_when_uncommented():
+    loaded = load_config_text(uncomment_block(SHIPPED.read_text(), "persistence {"), source="nanomq.conf", env={})
+    assert loaded.warnings == []
+    assert (loaded.config.persistence.dir, loaded.config.persistence.sync) == ("/var/lib/nanomq", "fsync")
+
+
 def test_readme_configuration_reference_is_the_generated_table():
     # scripts/config_reference.py writes it; run it after changing a key declaration.
     readme = (SHIPPED.parents[1] / "README.md").read_text()
@@ -79,7 +85,7 @@ def test_every_plain_key_in_the_table_is_read_from_the_file_not_warned_unknown()
         # Nested, not dotted: a top-level `sqlite.x = ...` line is NanoMQ's old key=value format.
         *parents, name = key.path.split(".")
         nested = "".join(f"{parent} {{ " for parent in parents) + f"{name} = {value}" + " }" * len(parents)
-        text = f'webhook.url = "http://127.0.0.1/"\nhttp_server {{}}\n{nested}\n'
+        text = f'webhook.url = "http://127.0.0.1/"\nhttp_server {{}}\npersistence {{ dir = "/tmp/x" }}\n{nested}\n'
         warnings = load_config_text(text, source="k.conf", env={}).warnings
         assert not any("unknown key" in w for w in warnings), (key.path, warnings)
         checked += 1
