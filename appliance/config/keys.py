@@ -325,6 +325,20 @@ class Host(Kind):
         parse_host(value)
 
 
+def _without_scheme(value, schemes: tuple[str, ...], form: str) -> str:
+    """`value` ("<form>" or NanoMQ's "<scheme>://<form>" with one of `schemes`) without the scheme."""
+    if not isinstance(value, str):
+        raise ValueError(f'expected "{form}", got {units.describe(value)}')
+    text = value.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    if scheme.lower() not in schemes:
+        expected = f'"{schemes[0]}://{form}" or "{form}"' if schemes else f'"{form}"'
+        raise ValueError(f"expected {expected}, got {value!r}")
+    return rest
+
+
 @dataclass(frozen=True)
 class Bind(Kind):
     """"host:port", optionally as NanoMQ's URL form "<scheme>://host:port"."""
@@ -336,15 +350,7 @@ class Bind(Kind):
         return f'"host:port" or "{self.schemes[0]}://host:port"' if self.schemes else '"host:port"'
 
     def convert(self, value):
-        if not isinstance(value, str):
-            raise ValueError(f'expected "host:port", got {units.describe(value)}')
-        text = value.strip()
-        scheme, sep, rest = text.partition("://")
-        if sep:
-            if scheme.lower() not in self.schemes:
-                raise ValueError(f'expected "{self.schemes[0]}://host:port" or "host:port", got {value!r}')
-            text = rest
-        return parse_bind(text)
+        return parse_bind(_without_scheme(value, self.schemes, "host:port"))
 
     def show(self, value):
         return f'"{value}"'
@@ -362,15 +368,7 @@ class WebSocketBind(Kind):
         return f'"host:port/path" or "{self.schemes[0]}://host:port/path"' if self.schemes else '"host:port/path"'
 
     def convert(self, value):
-        if not isinstance(value, str):
-            raise ValueError(f'expected "host:port/path", got {units.describe(value)}')
-        text = value.strip()
-        scheme, sep, rest = text.partition("://")
-        if sep:
-            if scheme.lower() not in self.schemes:
-                raise ValueError(f'expected "{self.schemes[0]}://host:port/path" or "host:port/path", got {value!r}')
-            text = rest
-        address, slash, path = text.partition("/")
+        address, slash, path = _without_scheme(value, self.schemes, "host:port/path").partition("/")
         return (*parse_bind(address), "/" + path if slash else "/mqtt")
 
     def show(self, value):
