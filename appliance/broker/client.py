@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from ..auth.acl import PUBLISH, SUBSCRIBE
@@ -38,7 +39,7 @@ from .durability import Barrier
 from .hooks import ClientInfo
 from .message import Message
 from .questions import Authenticate, Authorize, AuthVerdict, Question
-from .session import NEVER_EXPIRES, LastWill, Session, SubscriptionOptions
+from .session import ACKED, NEVER_EXPIRES, UNKNOWN, WRONG, LastWill, Session, SubscriptionOptions
 from .state import DROP, HOLD, INBOUND, ConnectionState, Event, State
 from .stats import BrokerStats
 from .topics import parse_shared, valid_topic_filter, valid_topic_name
@@ -52,6 +53,12 @@ _FORWARDED = ("payload_format_indicator", "content_type", "response_topic", "cor
 _SHARED_TAIL = 4096
 _CONNECTED = State.CONNECTED
 _INBOUND = tuple(INBOUND[s] for s in State)  # indexed by state: no enum hashing per packet
+# Retained messages sent after a SUBSCRIBE between two pauses of the transport (other
+# connections run meanwhile), so that a subscription matching many cannot stall them.
+_RETAINED_BATCH = 64
+# Properties a v5 packet of ours may lose to fit the client's Maximum Packet Size
+# (MQTT 5.0 3.1.2.6: Reason String and User Property go first).
+_OPTIONAL_PROPERTIES = ("reason_string", "user_property")
 
 
 class Transport(Protocol):
@@ -67,18 +74,24 @@ class Transport(Protocol):
     def close(self) -> None:
         """Send what is queued, then close."""
 
+    def pause(self) -> None:
+        """Let other connections run for a moment (long work, e.g. retained messages after
+        a SUBSCRIBE, gives way); the client's state may have changed when it returns."""
+
 
 class Router(Protocol):
     """What a connection asks of the broker (`broker.Broker`)."""
 
+    def refusal(self, client_id: str, owner: str | None, identified: bool) -> str | None: ...
     def attach(self, link, client_id: str, clean_start: bool, expiry_interval: int,
-               will: LastWill | None) -> tuple[Session, bool]: ...
+               will: LastWill | None, owner: str | None = None) -> tuple[Session, bool]: ...
     def detach(self, session: Session, link) -> None: ...
     def publish(self, message: Message, publisher: ClientInfo | None) -> int: ...
     def subscribe(self, session: Session, topic_filter: str, group: str | None, plain_filter: str,
                   options: SubscriptionOptions) -> bool: ...
     def unsubscribe(self, session: Session, topic_filter: str) -> bool: ...
-    def retained_matching(self, topic_filter: str) -> list[Message]: ...
+    def retained_matching(self, topic_filter: str,
+                          pause: Callable[[], None] | None = None) -> Iterator[Message]: ...
     def notify_connack(self, info: ClientInfo, reason_code: int) -> None: ...
     def notify_disconnected(self, info: ClientInfo, reason: str) -> None: ...
 
@@ -223,10 +236,16 @@ class Client:
     def protocol_violation(self, error: MqttError) -> None:
         """The decoder rejected the bytes: answer with the error's reason code and close."""
         if self.info is None and error.reason_code == rc.UNSUPPORTED_PROTOCOL_VERSION:
-            # No session yet, so no hooks: answer in 3.1.1 form, as the spec says.
+            # Answered in 3.1.1 form, as the spec says; the hooks hear of it as of every
+            # other refusal (the CONNECT could not be read further: no client id).
+            self.info = ClientInfo("", None, getattr(error, "protocol_level", 0), 0, self.peer)
+            log.info("refusing %s: %s", self.name(), error)
+            self._stats.connections_refused[rc_name(rc.UNSUPPORTED_PROTOCOL_VERSION)] += 1
+            self._router.notify_connack(self.info, rc.UNSUPPORTED_PROTOCOL_VERSION)
             self._state.process(Event.CLOSE)
             self.transport.write(encode(ConnAck(rc.V3_UNACCEPTABLE_PROTOCOL_VERSION), 4))
             self.transport.close()
+            self._router.notify_disconnected(self.info, reasons.CONNACK_REFUSED)
             return
         reason = reasons.PACKET_TOO_LARGE if error.reason_code == rc.PACKET_TOO_LARGE else (
             reasons.MALFORMED_PACKET if error.reason_code == rc.MALFORMED_PACKET else reasons.PROTOCOL_ERROR)
@@ -254,10 +273,25 @@ class Client:
         if not client_id:
             self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
             return None
+        will = connect.will
+        if will is not None and not valid_topic_name(will.topic):
+            # MQTT-3.1.3-10/11: v5 is told 0x90; v3 has no such code, and is closed without
+            # a CONNACK, as mosquitto does.
+            self._refuse(rc.TOPIC_NAME_INVALID, f"invalid will topic {will.topic!r}", answer=version == 5)
+            return None
+        if version == 5 and "authentication_method" in connect.properties:
+            # Enhanced authentication is not supported (MQTT-4.12.0-1): CONNACK 0x8C, close.
+            self._refuse(rc.BAD_AUTHENTICATION_METHOD,
+                         f"unsupported authentication method {connect.properties['authentication_method']!r}")
+            return None
+        cap = self._mqtt.max_keepalive
+        if cap and version < 5 and not 0 < connect.keepalive <= cap:
+            # No way to tell a v3 client a shorter keepalive: refused, as mosquitto does.
+            self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, f"keepalive {connect.keepalive} over mqtt.max_keepalive")
+            return None
         if not self._settings.authenticates:
             self._accept(connect, connect.will)
             return None
-        will = connect.will
         return self._ask(Authenticate(self.info, connect.password, self.cert_username, self.facts,
                                       will.topic if will is not None else None),
                          Client._authenticated, connect)
@@ -289,13 +323,28 @@ class Client:
             self._alias_out_max = min(props.get("topic_alias_maximum", 0), config.max_topic_alias)
             expiry = props.get("session_expiry_interval", 0)
         else:
-            expiry = 0 if connect.clean_start else NEVER_EXPIRES
-        if connect.keepalive:
-            self.keepalive_timeout = connect.keepalive * config.keepalive_multiplier
+            # EMQX's mqtt.session_expiry_interval: a v3 persistent session does not live for ever.
+            v3_expiry = config.session_expiry_interval
+            expiry = 0 if connect.clean_start else (max(1, round(v3_expiry)) if v3_expiry else NEVER_EXPIRES)
+        info = self.info
+        refusal = self._router.refusal(info.client_id, info.username, self._settings.authenticates)
+        if refusal is not None:
+            if refusal == "other_owner":
+                self._refuse(rc.NOT_AUTHORIZED, f"session {info.client_id!r} belongs to another user")
+            else:
+                self._refuse(rc.QUOTA_EXCEEDED, "limits.max_sessions reached")
+            return
+        keepalive = connect.keepalive
+        cap = config.max_keepalive
+        server_keepalive = cap if cap and version == 5 and not 0 < keepalive <= cap else None
+        if server_keepalive is not None:
+            keepalive = server_keepalive
+        if keepalive:
+            self.keepalive_timeout = keepalive * config.keepalive_multiplier
         self._state.process(Event.ACCEPTED)
-        last_will = LastWill(will, self.info) if will is not None else None
-        self.session, resumed = self._router.attach(self, self.info.client_id, connect.clean_start, expiry,
-                                                    last_will)
+        last_will = LastWill(will, info) if will is not None else None
+        self.session, resumed = self._router.attach(self, info.client_id, connect.clean_start, expiry,
+                                                    last_will, info.username)
         ack_props = {}
         if version == 5:
             ack_props = {
@@ -305,6 +354,8 @@ class Client:
             }
             if self._assigned_id:
                 ack_props["assigned_client_identifier"] = self._assigned_id
+            if server_keepalive is not None:
+                ack_props["server_keep_alive"] = server_keepalive
         self._router.notify_connack(self.info, rc.SUCCESS)
         self.send(ConnAck(rc.SUCCESS, resumed, ack_props))
         log.debug("%s connected (v%d, %s session)", self.name(), version, "resumed" if resumed else "new")
@@ -312,12 +363,16 @@ class Client:
             self.session.resend()
         self.session.pump()
 
-    def _refuse(self, reason_code: int, why: str) -> None:
+    def _refuse(self, reason_code: int, why: str, answer: bool = True) -> None:
+        """Refuse the CONNECT: CONNACK `reason_code` (v3: its 3.1.1 form) unless not
+        `answer` (then the connection just closes), hooks told, counted, logged."""
         log.info("refusing %s: %s", self.name(), why)
         self._stats.connections_refused[rc_name(reason_code)] += 1
         self._router.notify_connack(self.info, reason_code)
-        code = reason_code if self.protocol_version == 5 else rc.V5_TO_V3_CONNACK.get(reason_code, rc.V3_SERVER_UNAVAILABLE)
-        self.send(ConnAck(code))
+        if answer:
+            code = reason_code if self.protocol_version == 5 else \
+                rc.V5_TO_V3_CONNACK.get(reason_code, rc.V3_SERVER_UNAVAILABLE)
+            self.send(ConnAck(code))
         self._close(Event.REFUSED, reasons.CONNACK_REFUSED, None)
 
     # -- PUBLISH from the client -----------------------------------------------------
@@ -396,6 +451,9 @@ class Client:
     def _ack(self, data: bytes, routed: bool) -> None:
         """Send a PUBACK/PUBREC: at once without a durability barrier; otherwise once the
         barrier confirms what was routed, in the order the PUBLISHes came."""
+        if len(data) > self.max_outgoing_size:  # only a tiny Maximum Packet Size is below 4 bytes
+            self._stats.packets_dropped_too_large += 1
+            return
         waiting = self._acks_waiting
         if waiting is None:
             self.transport.write(data)
@@ -443,17 +501,30 @@ class Client:
 
     # -- acknowledgements of what we sent --------------------------------------------
 
+    # An ack that does not match the QoS and step of the message in flight under its id
+    # is a protocol error (MQTT-4.3.2-1, 4.3.3-1); the message stays unacknowledged.
+
     def _on_puback(self, puback: PubAck) -> None:
-        self.session.acknowledge(puback.packet_id)
+        if self.session.acknowledge(puback.packet_id, "puback") is WRONG:
+            self.protocol_error(f"PUBACK for QoS 2 message {puback.packet_id}", rc.PROTOCOL_ERROR)
 
     def _on_pubrec(self, pubrec: PubRec) -> None:
+        packet_id = pubrec.packet_id
         if pubrec.reason_code >= 0x80:  # v5: the receiver refused it; the exchange ends
-            self.session.acknowledge(pubrec.packet_id)
-        elif self.session.received(pubrec.packet_id) or self.protocol_version == 5:
-            self.send_pubrel(pubrec.packet_id)
+            found = self.session.acknowledge(packet_id, "pubrec")
+        else:
+            found = self.session.received(packet_id)
+            if found is ACKED:
+                self.send_pubrel(packet_id)
+            elif found is UNKNOWN and self.protocol_version == 5:
+                self.send(PubRel(packet_id, rc.PACKET_IDENTIFIER_NOT_FOUND))
+        if found is WRONG:
+            self.protocol_error(f"PUBREC for message {packet_id}, not a QoS 2 one awaiting it", rc.PROTOCOL_ERROR)
 
     def _on_pubcomp(self, pubcomp: PubComp) -> None:
-        self.session.acknowledge(pubcomp.packet_id)
+        if self.session.acknowledge(pubcomp.packet_id, "pubcomp") is WRONG:
+            self.protocol_error(f"PUBCOMP for message {pubcomp.packet_id}, not a released QoS 2 one",
+                                rc.PROTOCOL_ERROR)
 
     # -- SUBSCRIBE / UNSUBSCRIBE -----------------------------------------------------
 
@@ -512,11 +583,30 @@ class Client:
             existed = self._router.subscribe(session, sub.topic_filter, group, plain_filter, options)
             codes.append(qos)
             if group is None and (sub.retain_handling == 0 or (sub.retain_handling == 1 and not existed)):
-                retained.extend((m, qos, identifier) for m in self._router.retained_matching(plain_filter))
+                retained.append((plain_filter, qos, identifier))
         self.send(SubAck(subscribe.packet_id, codes))
-        for message, granted, ident in retained:
-            qos = message.qos if message.qos < granted else granted
-            session.deliver(message, qos, True, (ident,) if ident else ())
+        if retained:
+            self._send_retained(session, retained)
+
+    def _send_retained(self, session: Session, lookups: list) -> None:
+        """After the SUBACK (which goes out first): the retained messages of each new
+        subscription, looked up and sent _RETAINED_BATCH at a time, the transport pausing
+        between batches (and the lookup every few thousand levels it walks), so a
+        SUBSCRIBE that matches much never stalls other clients. Stops if the connection
+        closes or loses its session meanwhile; the outbox budget and session queue apply
+        as to any delivery."""
+        pause = self.transport.pause
+        sent = 0
+        for plain_filter, granted, ident in lookups:
+            ids = (ident,) if ident else ()
+            for message in self._router.retained_matching(plain_filter, pause):
+                if sent % _RETAINED_BATCH == 0:
+                    pause()  # the first time: the SUBACK is sent before any retained message
+                    if self._state.state is not _CONNECTED or self.session is not session:
+                        return
+                sent += 1
+                qos = message.qos if message.qos < granted else granted
+                session.deliver(message, qos, True, ids)
 
     def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> None:
         codes = [
@@ -545,7 +635,33 @@ class Client:
     # -- output (the session's Link) -------------------------------------------------
 
     def send(self, packet) -> None:
-        self.transport.write(encode(packet, self.protocol_version))
+        """Encode and queue a packet of ours, within the client's Maximum Packet Size
+        (MQTT-3.1.2-24): a v5 packet over it loses its Reason String and User Properties
+        first, then its other properties; one still over it is not sent (counted)."""
+        data = encode(packet, self.protocol_version)
+        if len(data) > self.max_outgoing_size:
+            data = self._shrunk(packet)
+            if data is None:
+                self._stats.packets_dropped_too_large += 1
+                log.info("%s: %s over the client's Maximum Packet Size, not sent", self.name(),
+                         type(packet).__name__)
+                return
+        self.transport.write(data)
+
+    def _shrunk(self, packet) -> bytes | None:
+        properties = getattr(packet, "properties", None)
+        if self.protocol_version != 5 or not properties:
+            return None
+        for keep in (lambda name: name not in _OPTIONAL_PROPERTIES, lambda name: False):
+            packet.properties = {k: v for k, v in properties.items() if keep(k)}
+            data = encode(packet, 5)
+            if len(data) <= self.max_outgoing_size:
+                return data
+        return None
+
+    def may_receive(self, topic: str) -> bool:
+        """Whether this client's ACL lets it read `topic` (the session's Link)."""
+        return self._may_receive is None or self._may_receive(topic)
 
     def send_pubrel(self, packet_id: int) -> None:
         self.send(PubRel(packet_id))
@@ -708,4 +824,7 @@ _REFUSAL_NAMES = {
     rc.SERVER_UNAVAILABLE: "server_unavailable",
     rc.SERVER_BUSY: "server_busy",
     rc.UNSUPPORTED_PROTOCOL_VERSION: "unsupported_protocol_version",
+    rc.TOPIC_NAME_INVALID: "will_topic_invalid",  # the only CONNACK refusal with 0x90
+    rc.BAD_AUTHENTICATION_METHOD: "bad_authentication_method",
+    rc.QUOTA_EXCEEDED: "max_sessions",  # the only CONNACK refusal with 0x97
 }
