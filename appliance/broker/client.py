@@ -92,6 +92,7 @@ class Router(Protocol):
     def unsubscribe(self, session: Session, topic_filter: str) -> bool: ...
     def retained_matching(self, topic_filter: str,
                           pause: Callable[[], None] | None = None) -> Iterator[Message]: ...
+    def retained_count(self) -> int: ...
     def notify_connack(self, info: ClientInfo, reason_code: int) -> None: ...
     def notify_disconnected(self, info: ClientInfo, reason: str) -> None: ...
 
@@ -596,12 +597,16 @@ class Client:
         closes or loses its session meanwhile; the outbox budget and session queue apply
         as to any delivery."""
         pause = self.transport.pause
-        sent = 0
+        if self._router.retained_count():
+            pause()  # the SUBACK goes out before any lookup, however long
+            if self._state.state is not _CONNECTED or self.session is not session:
+                return
+        sent = 1
         for plain_filter, granted, ident in lookups:
             ids = (ident,) if ident else ()
             for message in self._router.retained_matching(plain_filter, pause):
                 if sent % _RETAINED_BATCH == 0:
-                    pause()  # the first time: the SUBACK is sent before any retained message
+                    pause()
                     if self._state.state is not _CONNECTED or self.session is not session:
                         return
                 sent += 1
