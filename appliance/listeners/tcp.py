@@ -40,6 +40,7 @@ _READ_SIZE = 65536
 _READ_BURST = 4  # full reads of one connection before the others get a turn
 _FLUSH_TIMEOUT = 2.0  # seconds a closing connection may take to send what it has queued
 _IOV_MAX = 512  # buffers handed to one sendmsg (the kernel takes at most 1024)
+_PAUSE = 0.0001  # seconds: the shortest timer, so the loop polls every socket once in between
 _JOIN_LIMIT = 65536  # bytes joined into one write where there is no sendmsg (TLS, WebSocket)
 
 _workers = Workers()  # run read bursts and accepted sockets' handlers, for every listener
@@ -142,8 +143,10 @@ class Connection:
 
     def pause(self) -> None:
         """Let the loop run other connections (and flush what this one queued) before
-        going on: called by the client between batches of long work."""
-        gevent.sleep(0)
+        going on: called by the client between batches of long work. A timer, not
+        sleep(0): callbacks queued by sleep(0) run again before the loop polls, so other
+        sockets would never be read meanwhile."""
+        gevent.sleep(_PAUSE)
 
     def close(self) -> None:
         """Send what is queued, then shut the socket down (which wakes the reader)."""
