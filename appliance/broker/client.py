@@ -265,6 +265,8 @@ class Client:
             return None
         self._state.process(Event.CONNECT)
         self.protocol_version = version = connect.protocol_version
+        if version == 5 and connect.properties.get("maximum_packet_size"):  # a refusing CONNACK respects it too
+            self.max_outgoing_size = min(connect.properties["maximum_packet_size"], self._mqtt.max_packet_size)
         client_id = connect.client_id
         if not client_id:
             if version == 5 or (version == 4 and connect.clean_start):
@@ -601,14 +603,14 @@ class Client:
             pause()  # the SUBACK goes out before any lookup, however long
             if self._state.state is not _CONNECTED or self.session is not session:
                 return
-        sent = 1
+        sent = 0
         for plain_filter, granted, ident in lookups:
             ids = (ident,) if ident else ()
             for message in self._router.retained_matching(plain_filter, pause):
-                if sent % _RETAINED_BATCH == 0:
+                if sent and sent % _RETAINED_BATCH == 0:
                     pause()
-                    if self._state.state is not _CONNECTED or self.session is not session:
-                        return
+                if self._state.state is not _CONNECTED or self.session is not session:
+                    return  # (the lookup pauses too)
                 sent += 1
                 qos = message.qos if message.qos < granted else granted
                 session.deliver(message, qos, True, ids)

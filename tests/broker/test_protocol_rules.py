@@ -277,3 +277,10 @@ def test_other_clients_run_between_batches_and_a_takeover_stops_the_delivery(hub
     assert len(watcher.messages()) == 3  # delivered while the retained ones were going out
     retained = [p for p in sub.read() if type(p).__name__ == "Publish"]
     assert 0 < len(retained) < 1000 and sub.closed
+
+
+def test_a_refusing_connack_respects_the_maximum_packet_size_too(hub):
+    peer = hub.peer("r", version=5, connect=False)
+    peer.send(Connect("r", 5, True, 60, will=Will("bad/#", b""), properties={"maximum_packet_size": 4}))
+    assert peer.transport.take() == b""  # CONNACK 0x90 would be 5 bytes
+    assert peer.closed and hub.events.connacks == [("r", 0x90)]
