@@ -115,7 +115,7 @@ class Client:
                  "_state", "_decoder", "info", "_assigned_id", "protocol_version", "session", "acl",
                  "_may_receive", "keepalive_timeout", "send_window", "max_outgoing_size", "has_room",
                  "_aliases_in", "_aliases_out", "_alias_out_max", "_max_topic_length", "_max_topic_levels",
-                 "_short_topic", "_barrier", "_acks_waiting", "_resume", "_held", "_failure")
+                 "_short_topic", "_barrier", "_acks_waiting", "_resume", "_held", "_failure", "_replaying")
 
     def __init__(self, router: Router, transport: Transport, settings: ClientSettings, stats: BrokerStats,
                  peer: tuple, cert_username: str | None = None, facts: dict | None = None) -> None:
@@ -152,6 +152,7 @@ class Client:
         self._resume = None  # (method, args) waiting for the answer to a question
         self._held: deque | None = None  # packets that came while a question was open
         self._failure: MqttError | None = None  # the decoder's error, after the held packets
+        self._replaying = False  # sending retained messages after a SUBSCRIBE (see send_publish)
 
     @property
     def state(self) -> State:
@@ -603,6 +604,13 @@ class Client:
             pause()  # the SUBACK goes out before any lookup, however long
             if self._state.state is not _CONNECTED or self.session is not session:
                 return
+        self._replaying = True
+        try:
+            self._replay(session, lookups, pause)
+        finally:
+            self._replaying = False
+
+    def _replay(self, session: Session, lookups: list, pause) -> None:
         sent = 0
         for plain_filter, granted, ident in lookups:
             ids = (ident,) if ident else ()
@@ -694,12 +702,16 @@ class Client:
         else:  # the same bytes for every such subscriber: encode once per message
             key = (version == 5, qos, retain)
             wire = message.wire
-            if wire is None:
-                wire = message.wire = {}
-            parts = wire.get(key)
+            parts = wire.get(key) if wire is not None else None
             if parts is None:
-                parts = wire[key] = publish_parts(
+                parts = publish_parts(
                     Publish(message.topic, message.payload, qos, retain, False, None, message.properties), version)
+                # Not kept for a retained replay: 100,000 long-lived encodings at once
+                # would cost their memory for ever and set off a full GC pass (~0.1 s).
+                if not self._replaying:
+                    if wire is None:
+                        wire = message.wire = {}
+                    wire[key] = parts
             head, tail = parts
             if dup:
                 head = bytes((head[0] | 0x08,)) + head[1:]
