@@ -186,10 +186,29 @@ class Broker:
 
     # -- connections -----------------------------------------------------------------
 
+    def refusal(self, client_id: str, owner: str | None, identified: bool) -> str | None:
+        """Why a CONNECT for `client_id` by `owner` (its username) may not have a session, or
+        None. With `identified` (an auth block vouches for usernames) a session belongs to
+        the identity that made it: another one may not resume it, end it or take over its
+        connection. A new session beyond limits.max_sessions is refused too."""
+        session = self.sessions.get(client_id)
+        if session is not None:
+            if identified and session.owner != owner:
+                self.stats.sessions_refused["other_owner"] += 1
+                return "other_owner"
+            return None
+        if self.limits.max_sessions and len(self.sessions) >= self.limits.max_sessions:
+            self.stats.limits_hit["max_sessions"] += 1
+            self.stats.sessions_refused["max_sessions"] += 1
+            return "max_sessions"
+        return None
+
     def attach(self, link: Link, client_id: str, clean_start: bool, expiry_interval: int,
-               will: LastWill | None) -> tuple[Session, bool]:
+               will: LastWill | None, owner: str | None = None) -> tuple[Session, bool]:
         """Bind `link` to the session of `client_id`, taking over any connection that holds
-        it; returns the session and whether an existing one was resumed."""
+        it; returns the session and whether an existing one was resumed. A session that
+        was to end with its connection (Clean Session 1, v5 expiry 0) is never resumed,
+        even when the new connection takes it over while the old one is still open."""
         session = self.sessions.get(client_id)
         if session is not None:
             old = session.link
@@ -203,12 +222,13 @@ class Broker:
                     self._publish_will(old_will)
                 old.take_over()
             self._cancel_timers(session)
-            if clean_start:
+            if clean_start or session.expiry_interval == 0:
                 self._end_session(session, reasons.DISCARDED)
                 session = None
         resumed = session is not None
         if session is None:
-            session = Session(client_id, self.stats, self.config.max_mqueue_len, self.limits.max_queued_bytes)
+            session = Session(client_id, self.stats, self.config.max_mqueue_len, self.limits.max_queued_bytes,
+                              owner=owner)
             self.sessions[client_id] = session
         session.expiry_interval = expiry_interval
         session.will = will
@@ -218,8 +238,7 @@ class Broker:
         journal = self._journal
         if journal is not None and (expiry_interval or session.journal is not None):
             session.journal = journal
-            info = getattr(link, "info", None)
-            journal.session_attached(session, info.username if info is not None else None)
+            journal.session_attached(session, session.owner)
         self.stats.connections_accepted += 1
         return session, resumed
 
@@ -292,6 +311,7 @@ class Broker:
         self._expiring.pop(session, None)
         if self.sessions.get(session.client_id) is session and session.link is None:
             log.debug("session %s expired", session.client_id)
+            self.stats.sessions_expired += 1
             self._end_session(session, reasons.EXPIRED)
 
     def _end_session(self, session: Session, reason: str) -> None:
@@ -337,8 +357,10 @@ class Broker:
         self.subscriptions.remove(plain_filter, session.client_id, group)
         return True
 
-    def retained_matching(self, topic_filter: str) -> list[Message]:
-        return self.retained.matching(topic_filter)
+    def retained_matching(self, topic_filter: str, pause=None):
+        """The retained messages matching `topic_filter`, one at a time (an iterator);
+        `pause` is called every few thousand topic levels the walk looks at."""
+        return self.retained.iter_matching(topic_filter, pause)
 
     # -- routing ---------------------------------------------------------------------
 
@@ -434,8 +456,19 @@ class Broker:
     def _deliver_shared(self, message: Message, groups: list) -> int:
         """Each share group gets one copy, round-robin over its connected members."""
         delivered = 0
+        topic = message.topic
+        sessions = self.sessions
         for members in groups:
-            candidates = [cid for cid in members if self.sessions[cid].link is not None] or list(members)
+            # Connected members whose ACL lets them read the topic; else the offline ones
+            # (their ACL is checked when they are back); a member the ACL forbids is skipped,
+            # so the group's copy is not lost to it.
+            candidates = [cid for cid in members
+                          if (link := sessions[cid].link) is not None and link.may_receive(topic)]
+            if not candidates:
+                candidates = [cid for cid in members if sessions[cid].link is None]
+                if not candidates:
+                    self.stats.acl_denied["receive"] += 1
+                    continue
             client_id = candidates[members.cursor % len(candidates)]
             members.cursor += 1
             options = members[client_id]

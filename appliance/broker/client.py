@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from ..auth.acl import PUBLISH, SUBSCRIBE
@@ -38,7 +39,7 @@ from .durability import Barrier
 from .hooks import ClientInfo
 from .message import Message
 from .questions import Authenticate, Authorize, AuthVerdict, Question
-from .session import NEVER_EXPIRES, LastWill, Session, SubscriptionOptions
+from .session import ACKED, NEVER_EXPIRES, UNKNOWN, WRONG, Delivery, LastWill, Session, SubscriptionOptions
 from .state import DROP, HOLD, INBOUND, ConnectionState, Event, State
 from .stats import BrokerStats
 from .topics import parse_shared, valid_topic_filter, valid_topic_name
@@ -52,6 +53,12 @@ _FORWARDED = ("payload_format_indicator", "content_type", "response_topic", "cor
 _SHARED_TAIL = 4096
 _CONNECTED = State.CONNECTED
 _INBOUND = tuple(INBOUND[s] for s in State)  # indexed by state: no enum hashing per packet
+# Retained messages sent after a SUBSCRIBE between two pauses of the transport (other
+# connections run meanwhile), so that a subscription matching many cannot stall them.
+_RETAINED_BATCH = 64
+# Properties a v5 packet of ours may lose to fit the client's Maximum Packet Size
+# (MQTT 5.0 3.1.2.6: Reason String and User Property go first).
+_OPTIONAL_PROPERTIES = ("reason_string", "user_property")
 
 
 class Transport(Protocol):
@@ -67,18 +74,25 @@ class Transport(Protocol):
     def close(self) -> None:
         """Send what is queued, then close."""
 
+    def pause(self) -> None:
+        """Let other connections run for a moment (long work, e.g. retained messages after
+        a SUBSCRIBE, gives way); the client's state may have changed when it returns."""
+
 
 class Router(Protocol):
     """What a connection asks of the broker (`broker.Broker`)."""
 
+    def refusal(self, client_id: str, owner: str | None, identified: bool) -> str | None: ...
     def attach(self, link, client_id: str, clean_start: bool, expiry_interval: int,
-               will: LastWill | None) -> tuple[Session, bool]: ...
+               will: LastWill | None, owner: str | None = None) -> tuple[Session, bool]: ...
     def detach(self, session: Session, link, reason: str = ...) -> None: ...
     def publish(self, message: Message, publisher: ClientInfo | None) -> int: ...
     def subscribe(self, session: Session, topic_filter: str, group: str | None, plain_filter: str,
                   options: SubscriptionOptions) -> bool: ...
     def unsubscribe(self, session: Session, topic_filter: str) -> bool: ...
-    def retained_matching(self, topic_filter: str) -> list[Message]: ...
+    def retained_matching(self, topic_filter: str,
+                          pause: Callable[[], None] | None = None) -> Iterator[Message]: ...
+    def retained_count(self) -> int: ...
     def notify_connack(self, info: ClientInfo, reason_code: int) -> None: ...
     def notify_disconnected(self, info: ClientInfo, reason: str) -> None: ...
     def notify(self, event: str, *args) -> None:
@@ -105,7 +119,8 @@ class Client:
                  "_state", "_decoder", "info", "_assigned_id", "protocol_version", "session", "acl",
                  "_may_receive", "keepalive_timeout", "send_window", "max_outgoing_size", "has_room",
                  "_aliases_in", "_aliases_out", "_alias_out_max", "_max_topic_length", "_max_topic_levels",
-                 "_short_topic", "_barrier", "_acks_waiting", "_resume", "_held", "_failure", "superuser")
+                 "_short_topic", "_barrier", "_acks_waiting", "_resume", "_held", "_failure", "superuser",
+                 "_replaying")
 
     def __init__(self, router: Router, transport: Transport, settings: ClientSettings, stats: BrokerStats,
                  peer: tuple, cert_username: str | None = None, facts: dict | None = None) -> None:
@@ -143,6 +158,7 @@ class Client:
         self._resume = None  # (method, args) waiting for the answer to a question
         self._held: deque | None = None  # packets that came while a question was open
         self._failure: MqttError | None = None  # the decoder's error, after the held packets
+        self._replaying = False  # sending retained messages after a SUBSCRIBE (see send_publish)
 
     @property
     def state(self) -> State:
@@ -228,10 +244,16 @@ class Client:
     def protocol_violation(self, error: MqttError) -> None:
         """The decoder rejected the bytes: answer with the error's reason code and close."""
         if self.info is None and error.reason_code == rc.UNSUPPORTED_PROTOCOL_VERSION:
-            # No session yet, so no hooks: answer in 3.1.1 form, as the spec says.
+            # Answered in 3.1.1 form, as the spec says; the hooks hear of it as of every
+            # other refusal (the CONNECT could not be read further: no client id).
+            self.info = ClientInfo("", None, getattr(error, "protocol_level", 0), 0, self.peer)
+            log.info("refusing %s: %s", self.name(), error)
+            self._stats.connections_refused[rc_name(rc.UNSUPPORTED_PROTOCOL_VERSION)] += 1
+            self._router.notify_connack(self.info, rc.UNSUPPORTED_PROTOCOL_VERSION)
             self._state.process(Event.CLOSE)
             self.transport.write(encode(ConnAck(rc.V3_UNACCEPTABLE_PROTOCOL_VERSION), 4))
             self.transport.close()
+            self._router.notify_disconnected(self.info, reasons.CONNACK_REFUSED)
             return
         reason = reasons.PACKET_TOO_LARGE if error.reason_code == rc.PACKET_TOO_LARGE else (
             reasons.MALFORMED_PACKET if error.reason_code == rc.MALFORMED_PACKET else reasons.PROTOCOL_ERROR)
@@ -250,6 +272,8 @@ class Client:
             return None
         self._state.process(Event.CONNECT)
         self.protocol_version = version = connect.protocol_version
+        if version == 5 and connect.properties.get("maximum_packet_size"):  # a refusing CONNACK respects it too
+            self.max_outgoing_size = min(connect.properties["maximum_packet_size"], self._mqtt.max_packet_size)
         client_id = connect.client_id
         if not client_id:
             if version == 5 or (version == 4 and connect.clean_start):
@@ -260,10 +284,25 @@ class Client:
         if not client_id:
             self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
             return None
+        will = connect.will
+        if will is not None and not valid_topic_name(will.topic):
+            # MQTT-3.1.3-10/11: v5 is told 0x90; v3 has no such code, and is closed without
+            # a CONNACK, as mosquitto does.
+            self._refuse(rc.TOPIC_NAME_INVALID, f"invalid will topic {will.topic!r}", answer=version == 5)
+            return None
+        if version == 5 and "authentication_method" in connect.properties:
+            # Enhanced authentication is not supported (MQTT-4.12.0-1): CONNACK 0x8C, close.
+            self._refuse(rc.BAD_AUTHENTICATION_METHOD,
+                         f"unsupported authentication method {connect.properties['authentication_method']!r}")
+            return None
+        cap = self._mqtt.max_keepalive
+        if cap and version < 5 and not 0 < connect.keepalive <= cap:
+            # No way to tell a v3 client a shorter keepalive: refused, as mosquitto does.
+            self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, f"keepalive {connect.keepalive} over mqtt.max_keepalive")
+            return None
         if not self._settings.authenticates:
             self._accept(connect, connect.will)
             return None
-        will = connect.will
         return self._ask(Authenticate(self.info, connect.password, self.cert_username, self.facts,
                                       will.topic if will is not None else None),
                          Client._authenticated, connect)
@@ -296,13 +335,28 @@ class Client:
             self._alias_out_max = min(props.get("topic_alias_maximum", 0), config.max_topic_alias)
             expiry = props.get("session_expiry_interval", 0)
         else:
-            expiry = 0 if connect.clean_start else NEVER_EXPIRES
-        if connect.keepalive:
-            self.keepalive_timeout = connect.keepalive * config.keepalive_multiplier
+            # EMQX's mqtt.session_expiry_interval: a v3 persistent session does not live for ever.
+            v3_expiry = config.session_expiry_interval
+            expiry = 0 if connect.clean_start else (max(1, round(v3_expiry)) if v3_expiry else NEVER_EXPIRES)
+        info = self.info
+        refusal = self._router.refusal(info.client_id, info.username, self._settings.authenticates)
+        if refusal is not None:
+            if refusal == "other_owner":
+                self._refuse(rc.NOT_AUTHORIZED, f"session {info.client_id!r} belongs to another user")
+            else:
+                self._refuse(rc.QUOTA_EXCEEDED, "limits.max_sessions reached")
+            return
+        keepalive = connect.keepalive
+        cap = config.max_keepalive
+        server_keepalive = cap if cap and version == 5 and not 0 < keepalive <= cap else None
+        if server_keepalive is not None:
+            keepalive = server_keepalive
+        if keepalive:
+            self.keepalive_timeout = keepalive * config.keepalive_multiplier
         self._state.process(Event.ACCEPTED)
-        last_will = LastWill(will, self.info) if will is not None else None
-        self.session, resumed = self._router.attach(self, self.info.client_id, connect.clean_start, expiry,
-                                                    last_will)
+        last_will = LastWill(will, info) if will is not None else None
+        self.session, resumed = self._router.attach(self, info.client_id, connect.clean_start, expiry,
+                                                    last_will, info.username)
         ack_props = {}
         if version == 5:
             ack_props = {
@@ -312,6 +366,8 @@ class Client:
             }
             if self._assigned_id:
                 ack_props["assigned_client_identifier"] = self._assigned_id
+            if server_keepalive is not None:
+                ack_props["server_keep_alive"] = server_keepalive
         self._router.notify_connack(self.info, rc.SUCCESS)
         self.send(ConnAck(rc.SUCCESS, resumed, ack_props))
         self._router.notify("on_client_connected", self.info)
@@ -320,12 +376,16 @@ class Client:
             self.session.resend()
         self.session.pump()
 
-    def _refuse(self, reason_code: int, why: str) -> None:
+    def _refuse(self, reason_code: int, why: str, answer: bool = True) -> None:
+        """Refuse the CONNECT: CONNACK `reason_code` (v3: its 3.1.1 form) unless not
+        `answer` (then the connection just closes), hooks told, counted, logged."""
         log.info("refusing %s: %s", self.name(), why)
         self._stats.connections_refused[rc_name(reason_code)] += 1
         self._router.notify_connack(self.info, reason_code)
-        code = reason_code if self.protocol_version == 5 else rc.V5_TO_V3_CONNACK.get(reason_code, rc.V3_SERVER_UNAVAILABLE)
-        self.send(ConnAck(code))
+        if answer:
+            code = reason_code if self.protocol_version == 5 else \
+                rc.V5_TO_V3_CONNACK.get(reason_code, rc.V3_SERVER_UNAVAILABLE)
+            self.send(ConnAck(code))
         self._close(Event.REFUSED, reasons.CONNACK_REFUSED, None)
 
     # -- PUBLISH from the client -----------------------------------------------------
@@ -404,6 +464,9 @@ class Client:
     def _ack(self, data: bytes, routed: bool) -> None:
         """Send a PUBACK/PUBREC: at once without a durability barrier; otherwise once the
         barrier confirms what was routed, in the order the PUBLISHes came."""
+        if len(data) > self.max_outgoing_size:  # only a tiny Maximum Packet Size is below 4 bytes
+            self._stats.packets_dropped_too_large += 1
+            return
         waiting = self._acks_waiting
         if waiting is None:
             self.transport.write(data)
@@ -453,22 +516,45 @@ class Client:
 
     # -- acknowledgements of what we sent --------------------------------------------
 
-    def _on_puback(self, puback: PubAck) -> None:
-        self._acked(self.session.acknowledge(puback.packet_id))
+    # An ack that does not match the QoS and step of the message in flight under its id
+    # is a protocol error (MQTT-4.3.2-1, 4.3.3-1); the message stays unacknowledged.
 
-    def _acked(self, delivery) -> None:
+    def _on_puback(self, puback: PubAck) -> None:
+        done = self.session.acknowledge(puback.packet_id, "puback")
+        if done is WRONG:
+            self.protocol_error(f"PUBACK for QoS 2 message {puback.packet_id}", rc.PROTOCOL_ERROR)
+        else:
+            self._acked(done)
+
+    def _acked(self, done) -> None:
+        """on_message_acked, when a hook wants it, for what the session has just finished
+        (`done` its Delivery; UNKNOWN for an id not in flight)."""
         acked = self._router.on_acked
-        if acked is not None and delivery is not None:
-            acked(self.info, delivery.message, delivery.qos, delivery.retain)
+        if acked is not None and isinstance(done, Delivery):
+            acked(self.info, done.message, done.qos, done.retain)
 
     def _on_pubrec(self, pubrec: PubRec) -> None:
+        packet_id = pubrec.packet_id
         if pubrec.reason_code >= 0x80:  # v5: the receiver refused it; the exchange ends
-            self._acked(self.session.acknowledge(pubrec.packet_id))
-        elif self.session.received(pubrec.packet_id) or self.protocol_version == 5:
-            self.send_pubrel(pubrec.packet_id)
+            found = self.session.acknowledge(packet_id, "pubrec")
+            if found is not WRONG:
+                self._acked(found)
+        else:
+            found = self.session.received(packet_id)
+            if found is ACKED:
+                self.send_pubrel(packet_id)
+            elif found is UNKNOWN and self.protocol_version == 5:
+                self.send(PubRel(packet_id, rc.PACKET_IDENTIFIER_NOT_FOUND))
+        if found is WRONG:
+            self.protocol_error(f"PUBREC for message {packet_id}, not a QoS 2 one awaiting it", rc.PROTOCOL_ERROR)
 
     def _on_pubcomp(self, pubcomp: PubComp) -> None:
-        self._acked(self.session.acknowledge(pubcomp.packet_id))
+        done = self.session.acknowledge(pubcomp.packet_id, "pubcomp")
+        if done is WRONG:
+            self.protocol_error(f"PUBCOMP for message {pubcomp.packet_id}, not a released QoS 2 one",
+                                rc.PROTOCOL_ERROR)
+        else:
+            self._acked(done)
 
     # -- SUBSCRIBE / UNSUBSCRIBE -----------------------------------------------------
 
@@ -529,11 +615,41 @@ class Client:
             self._router.notify("on_session_subscribed", self.info, sub, not existed)
             codes.append(qos)
             if group is None and (sub.retain_handling == 0 or (sub.retain_handling == 1 and not existed)):
-                retained.extend((m, qos, identifier) for m in self._router.retained_matching(plain_filter))
+                retained.append((plain_filter, qos, identifier))
         self.send(SubAck(subscribe.packet_id, codes))
-        for message, granted, ident in retained:
-            qos = message.qos if message.qos < granted else granted
-            session.deliver(message, qos, True, (ident,) if ident else ())
+        if retained:
+            self._send_retained(session, retained)
+
+    def _send_retained(self, session: Session, lookups: list) -> None:
+        """After the SUBACK (which goes out first): the retained messages of each new
+        subscription, looked up and sent _RETAINED_BATCH at a time, the transport pausing
+        between batches (and the lookup every few thousand levels it walks), so a
+        SUBSCRIBE that matches much never stalls other clients. Stops if the connection
+        closes or loses its session meanwhile; the outbox budget and session queue apply
+        as to any delivery."""
+        pause = self.transport.pause
+        if self._router.retained_count():
+            pause()  # the SUBACK goes out before any lookup, however long
+            if self._state.state is not _CONNECTED or self.session is not session:
+                return
+        self._replaying = True
+        try:
+            self._replay(session, lookups, pause)
+        finally:
+            self._replaying = False
+
+    def _replay(self, session: Session, lookups: list, pause) -> None:
+        sent = 0
+        for plain_filter, granted, ident in lookups:
+            ids = (ident,) if ident else ()
+            for message in self._router.retained_matching(plain_filter, pause):
+                if sent and sent % _RETAINED_BATCH == 0:
+                    pause()
+                if self._state.state is not _CONNECTED or self.session is not session:
+                    return  # (the lookup pauses too)
+                sent += 1
+                qos = message.qos if message.qos < granted else granted
+                session.deliver(message, qos, True, ids)
 
     def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> None:
         codes = []
@@ -593,7 +709,33 @@ class Client:
     # -- output (the session's Link) -------------------------------------------------
 
     def send(self, packet) -> None:
-        self.transport.write(encode(packet, self.protocol_version))
+        """Encode and queue a packet of ours, within the client's Maximum Packet Size
+        (MQTT-3.1.2-24): a v5 packet over it loses its Reason String and User Properties
+        first, then its other properties; one still over it is not sent (counted)."""
+        data = encode(packet, self.protocol_version)
+        if len(data) > self.max_outgoing_size:
+            data = self._shrunk(packet)
+            if data is None:
+                self._stats.packets_dropped_too_large += 1
+                log.info("%s: %s over the client's Maximum Packet Size, not sent", self.name(),
+                         type(packet).__name__)
+                return
+        self.transport.write(data)
+
+    def _shrunk(self, packet) -> bytes | None:
+        properties = getattr(packet, "properties", None)
+        if self.protocol_version != 5 or not properties:
+            return None
+        for keep in (lambda name: name not in _OPTIONAL_PROPERTIES, lambda name: False):
+            packet.properties = {k: v for k, v in properties.items() if keep(k)}
+            data = encode(packet, 5)
+            if len(data) <= self.max_outgoing_size:
+                return data
+        return None
+
+    def may_receive(self, topic: str) -> bool:
+        """Whether this client's ACL lets it read `topic` (the session's Link)."""
+        return self._may_receive is None or self._may_receive(topic)
 
     def send_pubrel(self, packet_id: int) -> None:
         self.send(PubRel(packet_id))
@@ -619,12 +761,16 @@ class Client:
         else:  # the same bytes for every such subscriber: encode once per message
             key = (version == 5, qos, retain)
             wire = message.wire
-            if wire is None:
-                wire = message.wire = {}
-            parts = wire.get(key)
+            parts = wire.get(key) if wire is not None else None
             if parts is None:
-                parts = wire[key] = publish_parts(
+                parts = publish_parts(
                     Publish(message.topic, message.payload, qos, retain, False, None, message.properties), version)
+                # Not kept for a retained replay: 100,000 long-lived encodings at once
+                # would cost their memory for ever and set off a full GC pass (~0.1 s).
+                if not self._replaying:
+                    if wire is None:
+                        wire = message.wire = {}
+                    wire[key] = parts
             head, tail = parts
             if dup:
                 head = bytes((head[0] | 0x08,)) + head[1:]
@@ -759,4 +905,7 @@ _REFUSAL_NAMES = {
     rc.SERVER_UNAVAILABLE: "server_unavailable",
     rc.SERVER_BUSY: "server_busy",
     rc.UNSUPPORTED_PROTOCOL_VERSION: "unsupported_protocol_version",
+    rc.TOPIC_NAME_INVALID: "will_topic_invalid",  # the only CONNACK refusal with 0x90
+    rc.BAD_AUTHENTICATION_METHOD: "bad_authentication_method",
+    rc.QUOTA_EXCEEDED: "max_sessions",  # the only CONNACK refusal with 0x97
 }

@@ -46,6 +46,7 @@ class RetainedStore:
     def __init__(self) -> None:
         self._root = _Level()
         self._count = 0
+        self._changes = 0  # bumped by every store and clear: an index built while paused checks it
         self.visited = 0  # levels looked at by lookups, ever: the work filters cost (bench, tests)
 
     def __len__(self) -> int:
@@ -74,6 +75,7 @@ class RetainedStore:
         if node.message is None:
             self._count += 1
         node.message = message
+        self._changes += 1
 
     def matching(self, topic_filter: str) -> list[Message]:
         """Retained messages whose topic matches `topic_filter`, expired ones removed."""
@@ -119,7 +121,7 @@ class RetainedStore:
                     stack.extend((child, -1) for name, child in children.items()
                                  if depth or name[:1] != "$")  # MQTT 4.7.2
                 elif level == "+":
-                    visited += self._plus(node, levels, depth, stack)
+                    visited += self._plus(node, levels, depth, stack, pause)
                 else:
                     child = children.get(level)
                     if child is not None:
@@ -129,8 +131,8 @@ class RetainedStore:
             for message in expired:
                 self._clear(message.topic, message)
 
-    @staticmethod
-    def _plus(node: _Level, levels: list[str], depth: int, stack: list) -> int:
+    def _plus(self, node: _Level, levels: list[str], depth: int, stack: list,
+              pause: Callable[[], None] | None) -> int:
         """Push what `+` at `depth` can match below `node`; returns the levels looked at
         besides those pushed. With no more levels after the `+` (or only `#`, which
         matches the parent level too) every child can match; before a plain level, only
@@ -151,16 +153,39 @@ class RetainedStore:
                 looked_at = len(branches)
             else:
                 if node.grandchildren is None:  # a wide level: index it, once
-                    index: dict[str, dict[str, _Level]] = {}
-                    for name, child in branches.items():
-                        for grandchild_name, grandchild in child.children.items():
-                            index.setdefault(grandchild_name, {})[name] = grandchild
-                            looked_at += 1
+                    index, looked_at = self._index(branches, pause)
                     node.grandchildren = index
                 candidates = node.grandchildren.get(following)
         if candidates:
             stack.extend((child, below) for name, child in candidates.items() if not root or name[:1] != "$")
         return looked_at
+
+    def _index(self, branches: dict[str, _Level], pause: Callable[[], None] | None) -> tuple[dict, int]:
+        """grandchild name -> {child name: grandchild} over `branches`, and how many
+        grandchildren that was. A big level pauses every PAUSE_EVERY grandchildren; if the
+        store changed meanwhile, the index is made again without pausing (it must be exact
+        from the moment it is set: `store` and `_clear` keep it up to date from then on)."""
+        changes = self._changes
+        index: dict[str, dict[str, _Level]] = {}
+        looked_at = 0
+        next_pause = PAUSE_EVERY
+        # Names only, not items(): 100,000 (name, child) tuples kept alive at once would
+        # set off a full garbage collection (about 0.2 s with a big store).
+        for name in list(branches):
+            child = branches.get(name)
+            children = child.children if child is not None else None
+            if not children:
+                continue
+            for grandchild_name, grandchild in children.items():
+                index.setdefault(grandchild_name, {})[name] = grandchild
+            looked_at += len(children)
+            if pause is not None and looked_at >= next_pause:
+                pause()
+                next_pause = looked_at + PAUSE_EVERY
+                if self._changes != changes:
+                    again, more = self._index(branches, None)
+                    return again, looked_at + more
+        return index, looked_at
 
     def _clear(self, topic: str, only: Message | None = None) -> None:
         """Forget the topic's message (only if it is still `only`, when given: an expired
@@ -177,6 +202,7 @@ class RetainedStore:
             return
         path[-1].message = None
         self._count -= 1
+        self._changes += 1
         for depth in range(len(levels), 0, -1):
             node, parent, name = path[depth], path[depth - 1], levels[depth - 1]
             if node.children is not None or node.message is not None:

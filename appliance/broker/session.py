@@ -26,6 +26,9 @@ from .message import Message
 from .stats import BrokerStats
 
 NEVER_EXPIRES = 0xFFFFFFFF
+# What an acknowledgement of ours found (Session.acknowledge / received).
+ACKED, UNKNOWN, WRONG = "acked", "unknown", "wrong"
+_EXPECTED = {"puback": (1, False), "pubcomp": (2, True), "pubrec": (2, False)}  # (qos, released)
 
 
 class Link(Protocol):
@@ -50,6 +53,9 @@ class Link(Protocol):
 
     def take_over(self) -> None:
         """Another connection claimed this session: close without touching it."""
+
+    def may_receive(self, topic: str) -> bool:
+        """Whether the client's ACL lets it read `topic` (a shared subscription skips it if not)."""
 
 
 @dataclass(slots=True)
@@ -93,6 +99,7 @@ class Session:
     max_queue_bytes: int = 0  # payload bytes referenced by the pending queue; 0 = no limit
     link: Link | None = None  # the connection attached to it; set by the Broker only
     info: ClientInfo | None = None  # who attached last, for hooks; set by the Broker only
+    owner: str | None = None  # the username that made it (None: anonymous); only it may resume it
     expiry_interval: int = 0  # seconds after disconnect; NEVER_EXPIRES for ever
     will: LastWill | None = None
     subscriptions: dict[str, SubscriptionOptions] = field(default_factory=dict)
@@ -177,28 +184,38 @@ class Session:
                 continue
             self._send_new(link, delivery)
 
-    def acknowledge(self, packet_id: int) -> Delivery | None:
-        """PUBACK (QoS 1), PUBCOMP (QoS 2) or a refusing PUBREC arrived: the message is done;
-        returns its delivery (None for an unknown packet id)."""
-        delivery = self.inflight.pop(packet_id, None)
-        if delivery is None:
-            return None
+    def acknowledge(self, packet_id: int, by: str | None = None) -> Delivery | str:
+        """The end of a QoS 1/2 exchange: `by` is "puback" (a QoS 1 message), "pubcomp" (a
+        QoS 2 message released by our PUBREL) or "pubrec" (a refusing PUBREC of a QoS 2
+        message not yet released); None: whatever it is (an operator's shortcut). Returns
+        the message's Delivery (it is done), UNKNOWN (no such id in flight: ignored) or WRONG
+        (the id is in flight but this ack is not the one its QoS and step expect,
+        MQTT-4.3.2-1 / 4.3.3-1: a protocol error, and the message stays unacknowledged)."""
+        entry = self.inflight.get(packet_id)
+        if entry is None:
+            return UNKNOWN
+        if by is not None and _EXPECTED[by] != (entry.qos, entry.released):
+            return WRONG
+        del self.inflight[packet_id]
         if self.journal is not None:
-            self.journal.done(self, delivery)
+            self.journal.done(self, entry)
         if self.pending:
             self.pump()
-        return delivery
+        return entry
 
-    def received(self, packet_id: int) -> bool:
-        """PUBREC arrived for a QoS 2 message: whether to answer PUBREL (it awaits PUBCOMP now)."""
+    def received(self, packet_id: int) -> str:
+        """PUBREC arrived: ACKED (a QoS 2 message: answer PUBREL, it awaits PUBCOMP now; a
+        repeated PUBREC gets the PUBREL again), UNKNOWN (no such id) or WRONG (a QoS 1 id)."""
         entry = self.inflight.get(packet_id)
-        if entry is None or entry.qos != 2:
-            return False
+        if entry is None:
+            return UNKNOWN
+        if entry.qos != 2:
+            return WRONG
         entry.released = True
         entry.sent_at = time.monotonic()
         if self.journal is not None:
             self.journal.sent(self, packet_id, entry)
-        return True
+        return ACKED
 
     def resend(self, older_than: float | None = None, now: float | None = None) -> None:
         """Send again what is in flight (on reconnect, or what has waited `older_than`

@@ -18,8 +18,11 @@ DROP_REASONS = (
 # (an alert on increase() misses the first burst of a series that does not exist yet).
 REFUSAL_REASONS = (  # connections_refused: client.rc_name() of every refusal the broker sends
     "bad_credentials", "client_id_invalid", "not_authorized", "server_busy", "server_unavailable",
-    "unsupported_protocol_version",
+    "unsupported_protocol_version", "will_topic_invalid", "bad_authentication_method", "max_sessions",
 )
+# Why a CONNECT got no session (sessions_refused): the session of its client id belongs to
+# another user (an auth block vouches for usernames), or limits.max_sessions is reached.
+SESSION_REFUSALS = ("other_owner", "max_sessions")
 ACL_ACTIONS = ("publish", "subscribe", "will", "receive")  # receive: a delivery held back
 LIMITS = tuple(f.name for f in fields(LimitsConfig)) + ("connect_timeout",)
 
@@ -40,6 +43,9 @@ class BrokerStats:
         "limits_hit",
         "tls_handshake_failures",
         "http_auth_errors",
+        "sessions_refused",
+        "sessions_expired",
+        "packets_dropped_too_large",
     )
 
     def __init__(self) -> None:
@@ -59,3 +65,8 @@ class BrokerStats:
         self.limits_hit: Counter[str] = Counter(dict.fromkeys(LIMITS, 0))  # by the `limits` key that refused
         self.tls_handshake_failures = 0
         self.http_auth_errors = 0  # auth server unreachable, slow or 5xx
+        self.sessions_refused: Counter[str] = Counter(dict.fromkeys(SESSION_REFUSALS, 0))
+        self.sessions_expired = 0  # offline sessions ended by their expiry interval
+        # Packets of ours (acks, CONNACK, SUBACK, ...) over the client's Maximum Packet Size
+        # even without optional properties: not sent (PUBLISHes count as dropped too_large).
+        self.packets_dropped_too_large = 0

@@ -210,6 +210,14 @@ class MqttConfig(Block):
                                "Topic Alias Maximum announced and accepted.", origin=OURS)
     connect_timeout: float = key("mqtt.connect_timeout", Duration(), 10.0,
                                  "Time a socket may stay open without CONNECT.", origin=OURS)
+    max_keepalive: int = key("mqtt.max_keepalive", Int(0, 65535), 0,
+                             "Longest keepalive (seconds) a client may use; v5 clients asking for more or 0 are "
+                             "told Server Keep Alive = this in CONNACK, v3 ones are refused (CONNACK 2), as "
+                             "mosquitto's max_keepalive; 0: off.", origin=OURS)
+    session_expiry_interval: float = key("mqtt.session_expiry_interval", Duration(positive=False), 7200.0,
+                                         "How long a v3 persistent session (Clean Session 0) is kept after its "
+                                         "client goes (EMQX's key); v5 clients say their own; 0: for ever.",
+                                         origin=OURS)
 
 
 @dataclass(frozen=True)
@@ -243,6 +251,10 @@ class LimitsConfig(Block):
                                 "Payload bytes queued for one session (offline, or behind its outbox and in-flight "
                                 "window); beyond it the oldest are dropped (queue_full), as max_mqueue_len does by "
                                 "count; 0: no limit.", origin=OURS)
+    max_sessions: int = key("limits.max_sessions", Int(0), 20_000,
+                            "Sessions kept, connected or not; a CONNECT that needs a new one beyond it is refused "
+                            "(CONNACK 0x97 / v3 3), counted in appliance_sessions_refused_total; 0: no limit.",
+                            origin=OURS)
     max_handshakes: int = key("limits.max_handshakes", Int(0), 0,
                               "TLS handshakes in progress at once over all ssl listeners; more sockets are "
                               "closed at accept, so slow handshakes cannot take every place; 0: half of "

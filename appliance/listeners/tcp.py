@@ -40,6 +40,7 @@ _READ_SIZE = 65536
 _READ_BURST = 4  # full reads of one connection before the others get a turn
 _FLUSH_TIMEOUT = 2.0  # seconds a closing connection may take to send what it has queued
 _IOV_MAX = 512  # buffers handed to one sendmsg (the kernel takes at most 1024)
+_PAUSE = 0.0001  # seconds: the shortest timer, so the loop polls every socket once in between
 _JOIN_LIMIT = 65536  # bytes joined into one write where there is no sendmsg (TLS, WebSocket)
 
 _workers = Workers()  # run read bursts and accepted sockets' handlers, for every listener
@@ -145,6 +146,13 @@ class Connection:
             return True
         self._wanting_room = True
         return False
+
+    def pause(self) -> None:
+        """Let the loop run other connections (and flush what this one queued) before
+        going on: called by the client between batches of long work. A timer, not
+        sleep(0): callbacks queued by sleep(0) run again before the loop polls, so other
+        sockets would never be read meanwhile."""
+        gevent.sleep(_PAUSE)
 
     def close(self) -> None:
         """Send what is queued, then shut the socket down (which wakes the reader)."""
@@ -317,9 +325,10 @@ class Connection:
         self._readable.start(self._on_readable)
 
     def _on_readable(self) -> None:
-        """Loop callback: the hub must not block, so the reading happens in a greenlet."""
+        """Loop callback: the hub must not block, so the reading happens in a greenlet,
+        started in the order the sockets became ready (see `_ready`)."""
         self._readable.stop()
-        _workers.run(self._read)
+        _ready.add(self)
 
     def _read(self) -> None:
         try:
@@ -406,6 +415,36 @@ class Connection:
                     self._sent(len(data))
             except OSError:
                 pass
+
+
+class _ReadyQueue:
+    """Connections whose sockets turned readable in this loop turn, read in the order they
+    became ready. libev runs one turn's io callbacks in reverse (readable 0, 1, 2 run 2,
+    1, 0), so a PUBLISH just after another connection's SUBSCRIBE would often be routed
+    before that SUBSCRIBE took effect. The io callbacks only collect; one loop callback,
+    after them, starts the reads, oldest first."""
+
+    __slots__ = ("_batch", "_scheduled")
+
+    def __init__(self) -> None:
+        self._batch: list[Connection] = []
+        self._scheduled = False
+
+    def add(self, connection: Connection) -> None:
+        self._batch.append(connection)
+        if not self._scheduled:
+            self._scheduled = True
+            get_hub().loop.run_callback(self._run)
+
+    def _run(self) -> None:
+        batch, self._batch = self._batch, []
+        self._scheduled = False
+        run = _workers.run
+        for connection in reversed(batch):  # undo libev's reversal
+            run(connection._read)
+
+
+_ready = _ReadyQueue()
 
 
 def serve(connection: Connection, wiring: Wiring, cert_username: str | None = None,

@@ -30,6 +30,12 @@ class BrokerCollector(Collector):
                         "MQTT connections refused at CONNECT, by reason.", "reason",
                         sorted(stats.connections_refused.items()))
         yield _gauge("appliance_sessions", "MQTT sessions held, connected or not.", broker.session_count())
+        yield _labelled_counter("appliance_sessions_refused_total",
+                        "CONNECTs given no session: its client id's session belongs to another user "
+                        "(other_owner), or limits.max_sessions is reached.", "reason",
+                        sorted(stats.sessions_refused.items()))
+        yield _counter("appliance_sessions_expired_total", "Offline sessions ended by their expiry interval.",
+                       stats.sessions_expired)
         yield _gauge("appliance_subscriptions", "Subscriptions held, shared subscription members included.",
                      broker.subscription_count())
         yield _gauge("appliance_topics", "Distinct topic filters with at least one subscriber.",
@@ -61,6 +67,9 @@ class BrokerCollector(Collector):
         yield _labelled_counter("appliance_limits_hit_total",
                         "Connections, packets or messages refused by a configured limit, by limit.", "limit",
                         sorted(stats.limits_hit.items()))
+        yield _counter("appliance_packets_dropped_too_large_total",
+                       "Packets of ours (CONNACK, SUBACK, acks...) not sent: over the client's Maximum Packet "
+                       "Size even without optional properties.", stats.packets_dropped_too_large)
         yield _counter("appliance_tls_handshake_failures_total", "TLS handshakes that failed on ssl listeners.",
                        stats.tls_handshake_failures)
         yield _counter("appliance_http_auth_errors_total",

@@ -102,7 +102,7 @@ class Persistence:
         for client_id, username, expiry, connected, disconnected_at, will_text, will_due in read(
                 "SELECT client_id, username, expiry, connected, disconnected_at, will, will_due FROM persist_sessions"):
             expiry = NEVER_EXPIRES if expiry is None else expiry
-            session = Session(client_id, stats, max_queue_len, max_queue_bytes, expiry_interval=expiry)
+            session = Session(client_id, stats, max_queue_len, max_queue_bytes, expiry_interval=expiry, owner=username)
             session.subscriptions = subscriptions.pop(client_id, {})
             session.restore(inflight.pop(client_id, []), pending.pop(client_id, []), incoming.pop(client_id, set()))
             # Connected when the broker died: the connection ended then (at the last heartbeat).

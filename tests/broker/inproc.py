@@ -37,6 +37,8 @@ class FakeTransport:
         self.closing = False
         self.client: Client | None = None
         self._wanting_room = False
+        self.pauses = 0
+        self.on_pause = None
 
     def write(self, data: bytes, tail: bytes | None = None) -> None:
         if self.closing:
@@ -53,6 +55,13 @@ class FakeTransport:
 
     def close(self) -> None:
         self.closing = True
+
+    def pause(self) -> None:
+        """Where the real transport lets other connections run: counted, and `on_pause`
+        (if a test set it) plays what they do meanwhile."""
+        self.pauses += 1
+        if self.on_pause is not None:
+            self.on_pause()
 
     def take(self) -> bytes:
         data = b"".join(self.queued)

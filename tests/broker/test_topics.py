@@ -200,3 +200,27 @@ def test_retained_lookup_of_a_deep_topic_works():
     assert [m.topic for m in store.matching("#")] == [deep]
     store.store(_retained(deep, b""))
     assert len(store) == 0 and not store._root.children
+
+
+@pytest.mark.parametrize("change_meanwhile", [False, True])
+def test_indexing_a_wide_level_pauses_and_stays_exact_if_the_store_changes_meanwhile(change_meanwhile):
+    store = RetainedStore()
+    for n in range(30_000):
+        store.store(_retained(f"zz/{n}/{'x' if n % 1000 == 0 else 'y'}"))
+    pauses = []
+
+    def pause():  # another client runs while the index is built
+        pauses.append(1)
+        if change_meanwhile and len(pauses) == 1:
+            store.store(_retained("zz/late/x"))
+            store.store(_retained("zz/0/x", b""))
+
+    found = sorted(m.topic for m in store.iter_matching("zz/+/x", pause))
+    # The index of 30,000 grandchildren gave way (after a change it is made again at once).
+    assert len(pauses) >= (1 if change_meanwhile else 30_000 // PAUSE_EVERY)
+    expected = sorted(f"zz/{n}/x" for n in range(0, 30_000, 1000))
+    if change_meanwhile:
+        expected = sorted([t for t in expected if t != "zz/0/x"] + ["zz/late/x"])
+    assert found == expected
+    store.store(_retained("zz/later/x"))  # and the index follows later changes
+    assert "zz/later/x" in [m.topic for m in store.matching("zz/+/x")]

@@ -72,6 +72,9 @@ class _Transport:
     def close(self) -> None:
         self.closed = True
 
+    def pause(self) -> None:
+        """Nothing else runs here: long work (retained replay) goes straight on."""
+
 
 def _connect_bytes(version: int) -> bytes:
     return encode(Connect("fuzz", version, will=Will("w/t", b"x", 1), protocol_name="MQIsdp" if version == 3 else "MQTT"),
