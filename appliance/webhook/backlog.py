@@ -80,9 +80,13 @@ class Backlog:
         self.memory.put(item)
         return None, None
 
-    def take(self) -> QueuedEvent:
-        """The next event to POST (its key has nothing else in flight); blocks the worker."""
-        return self.memory.take()
+    def take(self, settled: QueuedEvent | None = None) -> QueuedEvent:
+        """The next event to POST (its key has nothing else in flight); blocks the worker.
+        `settled`: the worker's previous event, settled first (see `settle`)."""
+        if settled is None:
+            return self.memory.take()
+        self._leave_spool(settled)
+        return self.memory.take(settled)
 
     def mark_attempted(self, item: QueuedEvent, ahead: int) -> bool:
         """`item` is about to be POSTed: mark it on disk as possibly sent, so a crash from then
@@ -103,6 +107,9 @@ class Backlog:
     def settle(self, item: QueuedEvent) -> None:
         """`item` is delivered or given up: its key may go on, and it leaves the spool."""
         self.memory.done(item)
+        self._leave_spool(item)
+
+    def _leave_spool(self, item: QueuedEvent) -> None:
         if item.spooled:
             self.spool.delete(item)
         if self.spilled:

@@ -36,9 +36,13 @@ class KeyedQueue:
             self._ready.append(key)
             self._wake_one()
 
-    def take(self) -> QueuedEvent:
+    def take(self, settled: QueuedEvent | None = None) -> QueuedEvent:
         """The next event whose key has nothing in flight, waiting (cooperatively) for one.
-        The caller owns it until `done(item)`."""
+        The caller owns it until `done(item)`, or until it passes it back here as `settled`:
+        then no other worker is woken for that key's next event, because the caller takes
+        the next ready key itself (a worker woken for nothing costs two greenlet switches)."""
+        if settled is not None and self._release(settled) and self._unordered:
+            self._wake_one()  # the caller takes an unordered event first: someone else gets the key
         while True:
             if self._unordered:
                 self.depth -= 1
@@ -77,15 +81,20 @@ class KeyedQueue:
 
     def done(self, item: QueuedEvent) -> None:
         """The event is settled: its key's next event may go."""
+        if self._release(item):
+            self._wake_one()
+
+    def _release(self, item: QueuedEvent) -> bool:
+        """Let `item`'s key go on; returns whether that made it ready (it has events waiting)."""
         key = item.key
         if key is None:
-            return
+            return False
         self._busy.discard(key)
         if self._fifos.get(key):
             self._ready.append(key)
-            self._wake_one()
-        else:
-            self._fifos.pop(key, None)
+            return True
+        self._fifos.pop(key, None)
+        return False
 
     def drop_oldest(self) -> QueuedEvent | None:
         """Remove and return a waiting event to make room: the first of the key that has had

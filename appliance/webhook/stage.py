@@ -298,9 +298,10 @@ class WebhookStage(BrokerHooks):
         sender = self._sender
         channel = sender.channel()
         backlog, spool = self._backlog, self._backlog.spool
+        item = None  # the event just handled, settled when the next one is taken
         try:
             while index < self.config.pool_size:  # a reload may have retired this worker
-                item = backlog.take()
+                item = backlog.take(settled=item)
                 if sender is not self._sender:  # a reload changed the endpoint: this event goes there
                     sender.release(channel)
                     sender = self._sender
@@ -321,6 +322,7 @@ class WebhookStage(BrokerHooks):
                     log.exception("webhook: could not deliver a %s event", item.event)
                     self.metrics.dropped[INTERNAL_ERROR] += 1
                 self._inflight[index] = None
+            if item is not None:
                 backlog.settle(item)
         finally:
             self._working.discard(index)

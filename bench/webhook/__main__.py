@@ -239,7 +239,8 @@ def run_scenario(args, name, qos, rate, total, webhook, sink, workdir, run_no):
         result.update(publish_s=round(publish_s, 2), offered_per_s=round(total / publish_s),
                       mqtt_received=load.sub.received, mqtt_p50_ms=percentile(lat, 0.5) / 1e6 if lat else None,
                       mqtt_p99_ms=percentile(lat, 0.99) / 1e6 if lat else None,
-                      broker_cpu=round((cpu1 - cpu0) / elapsed, 2))
+                      broker_cpu=round((cpu1 - cpu0) / elapsed, 2),
+                      broker_us_per_event=round((cpu1 - cpu0) / total * 1e6, 1))
         if webhook:
             result.update(analyse(lines, [pub.sent for pub in load.pubs], clock_offset_ms))
         load.close()
@@ -286,7 +287,7 @@ def rows_of(results):
                                      f"lost {r['lost']}, dup {r['dups']} of {r['messages']}"))
         rows.append(report.check_row("webhook", title, "delivered POST/s, p50/p99 publish->POST ms", None,
                                      f"{r['posts_per_s'] or 0:,.0f}/s, {r['post_p50_ms']:.0f}/{r['post_p99_ms']:.0f}"
-                                     f" ms, broker CPU {r['broker_cpu']:.2f}, MQTT p50 {r['mqtt_p50_ms']:.1f} ms"))
+                                     f" ms, broker CPU {r['broker_cpu']:.2f} ({r['broker_us_per_event']:.0f} us/event), MQTT p50 {r['mqtt_p50_ms']:.1f} ms"))
     return rows
 
 
