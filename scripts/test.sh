@@ -20,6 +20,10 @@ if ! command -v chromium >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 # MQTT.js (npm mqtt), pinned, for that page; into build/ (gitignored), never from a CDN.
+if ! command -v npm >/dev/null; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 MQTT_JS_VERSION=5.16.0
 if [ "$(node -p "require('./build/browser/node_modules/mqtt/package.json').version" 2>/dev/null)" != "$MQTT_JS_VERSION" ]; then
     mkdir -p build/browser
