@@ -158,22 +158,35 @@ class StoreJournal:
         client_id = session.client_id
         self._delete(("f", client_id, topic_filter), DELETE_SUBSCRIPTION, (client_id, topic_filter))
 
+    # A queued delivery's change is keyed by its seq alone (the only int key), and these three
+    # run once or more for every QoS 1/2 delivery to a persistent session: written out rather
+    # than through _put/_delete, with no key tuple to build.
+
     def queued(self, session: Session, delivery: Delivery) -> None:
         seq = delivery.key = self._next_seq
         self._next_seq = seq + 1
-        self._put(("q", seq), PUT_QUEUED, [session, delivery, None], new=True)
+        self._changes[seq] = (_PUT, PUT_QUEUED, [session, delivery, None], True)  # a seq is never reused
+        self._store.changed()
 
     def sent(self, session: Session, packet_id: int, delivery: Delivery) -> None:
-        key = ("q", delivery.key)
-        old = self._changes.get(key)
+        seq = delivery.key
+        changes = self._changes
+        old = changes.get(seq)
         if old is not None and old[0] == _PUT:  # the insert is still waiting: with this packet id
             old[2][2] = packet_id
         else:
-            self._changes[key] = (_UPDATE, UPDATE_QUEUED, (packet_id, int(delivery.released), delivery.key), False)
+            changes[seq] = (_UPDATE, UPDATE_QUEUED, (packet_id, int(delivery.released), seq), False)
             self._store.changed()
 
     def done(self, session: Session, delivery: Delivery) -> None:
-        self._delete(("q", delivery.key), DELETE_QUEUED, (delivery.key,))
+        seq = delivery.key
+        changes = self._changes
+        old = changes.get(seq)
+        if old is not None and old[3]:
+            del changes[seq]  # never written: nothing to delete
+        else:
+            changes[seq] = (_DELETE, DELETE_QUEUED, (seq,), False)
+            self._store.changed()
 
     @staticmethod
     def _queued_row(session: Session, delivery: Delivery, packet_id: int | None) -> tuple:
