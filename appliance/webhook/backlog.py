@@ -86,6 +86,8 @@ class Backlog:
         if settled is None:
             return self.memory.take()
         self._leave_spool(settled)
+        if settled.spooled:
+            settled.mark = self.spool.store.generation()  # the commit that holds its removal
         return self.memory.take(settled)
 
     def mark_attempted(self, item: QueuedEvent, ahead: int) -> bool:

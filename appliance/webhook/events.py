@@ -8,7 +8,7 @@ class QueuedEvent:
     key too); `key` is its ordering key (None: no order kept); `spooled` says a copy is on
     disk, deleted once the event is settled; `attempted` that it was read from the spool marked
     as possibly POSTed before a crash; `mark` the store commit that holds this run's mark
-    (0: not marked)."""
+    (0: not marked), and once it is settled the commit that holds its removal."""
 
     __slots__ = ("seq", "key", "client_id", "topic", "event", "body", "spooled", "attempted", "mark")
 

@@ -301,7 +301,7 @@ class WebhookStage(BrokerHooks):
         item = None  # the event just handled, settled when the next one is taken
         try:
             while index < self.config.pool_size:  # a reload may have retired this worker
-                item = backlog.take(settled=item)
+                previous, item = item, backlog.take(settled=item)
                 if sender is not self._sender:  # a reload changed the endpoint: this event goes there
                     sender.release(channel)
                     sender = self._sender
@@ -314,6 +314,12 @@ class WebhookStage(BrokerHooks):
                         # So a crash from here on counts it as redelivered; bounded, so a
                         # failing disk delays deliveries by a second, never stops them.
                         spool.store.wait_durable(timeout=1.0, generation=item.mark)
+                    if previous is not None and previous.spooled and not spool.store.committed(previous.mark) \
+                            and not spool.store.failing:
+                        # The previous event's 2xx is not durable yet: a crash now would send it
+                        # again besides this one. Waiting keeps each worker to one event a crash
+                        # can repeat, so duplicates stay within pool_size.
+                        spool.store.wait_durable(timeout=1.0, generation=previous.mark)
                     outcome, detail = self._delivery.deliver(channel, item)
                     if outcome != DELIVERED:
                         self.metrics.dropped[outcome] += 1
