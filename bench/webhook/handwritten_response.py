@@ -13,22 +13,8 @@ Content-Length and close-delimited bodies are understood.
 
 from __future__ import annotations
 
-MAX_HEAD = 64 * 1024  # status line and headers; a receiver sending more is broken
-MAX_DRAIN = 64 * 1024  # body bytes read to keep a connection; beyond, it is closed
-RECV_SIZE = 65536
-
-
-class BadResponse(Exception):
-    """The peer's bytes are not an HTTP/1.x response (or it closed mid-response)."""
-
-
-class Response:
-    __slots__ = ("status", "keep_alive", "retry_after")
-
-    def __init__(self, status: int, keep_alive: bool, retry_after: float | None) -> None:
-        self.status = status
-        self.keep_alive = keep_alive
-        self.retry_after = retry_after
+# The same limits and result types as the stage's reader, so the two are compared like for like.
+from appliance.webhook.response import MAX_DRAIN, MAX_HEAD, RECV_SIZE, BadResponse, Response
 
 
 def read_response(recv) -> Response:
