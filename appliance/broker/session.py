@@ -76,7 +76,7 @@ class Delivery:
     subscription_ids: tuple = ()
     sent_at: float = 0.0  # time.monotonic() of the last send, while in flight
     released: bool = False  # QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
-    key: int = 0  # its row in the persistence journal (persistent sessions only)
+    key: object = None  # the persistence journal's handle on its row (persistent sessions only)
 
 
 @dataclass(slots=True)

@@ -2,20 +2,22 @@
 
 Every call records one row change, keyed by the row it touches; the store's writer takes
 them at its next group commit (`take()`). Changes to one row collapse while they wait: a
-message queued and acknowledged before the commit is never written at all, a session's row
-is written once however often it changed. Deletes go first in a commit, then inserts, then
-updates, and a batch that failed is given back whole and goes first in the next one, so
-the file always moves from one state the broker had to a later one.
+session's row is written once however often it changed. Deletes go first in a commit, then
+inserts, then updates, and a batch that failed is given back whole and goes first in the
+next one, so the file always moves from one state the broker had to a later one. Queued
+and in-flight deliveries, by far the most frequent changes, are written in batches by
+`QueueJournal` (queue.py), a change source of its own.
 """
 
 from __future__ import annotations
 
-import json
 import time
 
 from ..broker.message import Message
 from ..broker.session import NEVER_EXPIRES, Delivery, LastWill, Session, SubscriptionOptions
 from .codec import MESSAGE_COLUMNS, dump_will, message_values
+from .queue import TABLES as QUEUE_TABLES
+from .queue import QueueJournal
 
 TABLES = (
     f"CREATE TABLE IF NOT EXISTS persist_retained (topic TEXT PRIMARY KEY, payload BLOB, qos INTEGER, "
@@ -25,13 +27,10 @@ TABLES = (
     "expiry INTEGER, connected INTEGER, disconnected_at REAL, will TEXT, will_due REAL)",
     "CREATE TABLE IF NOT EXISTS persist_subscriptions (client_id TEXT, topic_filter TEXT, qos INTEGER, "
     "no_local INTEGER, retain_as_published INTEGER, identifier INTEGER, PRIMARY KEY (client_id, topic_filter))",
-    f"CREATE TABLE IF NOT EXISTS persist_queue (seq INTEGER PRIMARY KEY, client_id TEXT, packet_id INTEGER, "
-    f"released INTEGER, delivery_qos INTEGER, delivery_retain INTEGER, subscription_ids TEXT, "
-    f"topic TEXT, payload BLOB, qos INTEGER, retain INTEGER, publisher_id TEXT, publisher_username TEXT, "
-    f"timestamp_ms INTEGER, properties TEXT, expires REAL)",
     "CREATE TABLE IF NOT EXISTS persist_incoming (client_id TEXT, packet_id INTEGER, "
     "PRIMARY KEY (client_id, packet_id))",
     "CREATE TABLE IF NOT EXISTS persist_meta (name TEXT PRIMARY KEY, value)",
+    *QUEUE_TABLES,
 )
 
 PUT_RETAINED = f"INSERT OR REPLACE INTO persist_retained ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -40,11 +39,6 @@ PUT_SESSION = "INSERT OR REPLACE INTO persist_sessions VALUES (?, ?, ?, ?, ?, ?,
 DELETE_SESSION = "DELETE FROM persist_sessions WHERE client_id = ?"
 PUT_SUBSCRIPTION = "INSERT OR REPLACE INTO persist_subscriptions VALUES (?, ?, ?, ?, ?, ?)"
 DELETE_SUBSCRIPTION = "DELETE FROM persist_subscriptions WHERE client_id = ? AND topic_filter = ?"
-PUT_QUEUED = (f"INSERT OR REPLACE INTO persist_queue (seq, client_id, packet_id, released, delivery_qos, "
-              f"delivery_retain, subscription_ids, {MESSAGE_COLUMNS}) "
-              f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-UPDATE_QUEUED = "UPDATE persist_queue SET packet_id = ?, released = ? WHERE seq = ?"
-DELETE_QUEUED = "DELETE FROM persist_queue WHERE seq = ?"
 PUT_INCOMING = "INSERT OR REPLACE INTO persist_incoming VALUES (?, ?)"
 DELETE_INCOMING = "DELETE FROM persist_incoming WHERE client_id = ? AND packet_id = ?"
 PUT_META = "INSERT OR REPLACE INTO persist_meta VALUES (?, ?)"
@@ -55,13 +49,15 @@ _DELETE, _PUT, _UPDATE = 0, 1, 2  # the order of the kinds of change within one 
 class StoreJournal:
     """A `Journal` (appliance.broker.journal) and a `ChangeSource` of the store."""
 
-    def __init__(self, store, next_seq: int = 1, owners: dict | None = None) -> None:
+    def __init__(self, store, queue: QueueJournal, owners: dict | None = None) -> None:
         self._store = store
+        # The queue's own methods, called for every QoS 1/2 delivery to a persistent session:
+        # bound here rather than wrapped, so they cost no extra call.
+        self.queued, self.sent, self.done = queue.queued, queue.sent, queue.done
         # row key -> (kind, statement, params, never written): one pending change per row
         self._changes: dict[tuple, tuple] = {}
         self._restored: list[tuple[str, list]] = []
         self._restored_rows = 0
-        self._next_seq = next_seq
         self._owners: dict[str, str | None] = owners if owners is not None else {}  # client id -> username
 
     # -- ChangeSource ----------------------------------------------------------------------
@@ -73,8 +69,6 @@ class StoreJournal:
     def take(self) -> list[tuple[str, list]]:
         groups: dict[str, tuple[int, list]] = {}
         for kind, statement, params, _ in self._changes.values():
-            if statement is PUT_QUEUED:  # built only now: most are acknowledged before a commit
-                params = self._queued_row(*params)
             group = groups.get(statement)
             if group is None:
                 group = groups[statement] = (kind, [])
@@ -157,42 +151,6 @@ class StoreJournal:
     def unsubscribed(self, session: Session, topic_filter: str) -> None:
         client_id = session.client_id
         self._delete(("f", client_id, topic_filter), DELETE_SUBSCRIPTION, (client_id, topic_filter))
-
-    # A queued delivery's change is keyed by its seq alone (the only int key), and these three
-    # run once or more for every QoS 1/2 delivery to a persistent session: written out rather
-    # than through _put/_delete, with no key tuple to build.
-
-    def queued(self, session: Session, delivery: Delivery) -> None:
-        seq = delivery.key = self._next_seq
-        self._next_seq = seq + 1
-        self._changes[seq] = (_PUT, PUT_QUEUED, [session, delivery, None], True)  # a seq is never reused
-        self._store.changed()
-
-    def sent(self, session: Session, packet_id: int, delivery: Delivery) -> None:
-        seq = delivery.key
-        changes = self._changes
-        old = changes.get(seq)
-        if old is not None and old[0] == _PUT:  # the insert is still waiting: with this packet id
-            old[2][2] = packet_id
-        else:
-            changes[seq] = (_UPDATE, UPDATE_QUEUED, (packet_id, int(delivery.released), seq), False)
-            self._store.changed()
-
-    def done(self, session: Session, delivery: Delivery) -> None:
-        seq = delivery.key
-        changes = self._changes
-        old = changes.get(seq)
-        if old is not None and old[3]:
-            del changes[seq]  # never written: nothing to delete
-        else:
-            changes[seq] = (_DELETE, DELETE_QUEUED, (seq,), False)
-            self._store.changed()
-
-    @staticmethod
-    def _queued_row(session: Session, delivery: Delivery, packet_id: int | None) -> tuple:
-        ids = json.dumps(delivery.subscription_ids) if delivery.subscription_ids else None
-        return (delivery.key, session.client_id, packet_id, int(delivery.released), delivery.qos,
-                int(delivery.retain), ids, *message_values(delivery.message))
 
     def incoming(self, session: Session, packet_id: int) -> None:
         client_id = session.client_id

@@ -9,18 +9,18 @@ committed. `close()` at shutdown commits the rest.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections import defaultdict
 
-from ..broker.session import NEVER_EXPIRES, Delivery, Session, SubscriptionOptions
+from ..broker.session import NEVER_EXPIRES, Session, SubscriptionOptions
 from ..config.errors import StartupError
 from ..config.model import PersistenceConfig
 from ..store import Store, StoreError
 from .codec import MESSAGE_COLUMNS, load_will, message_from
 from .journal import TABLES, StoreJournal
+from .queue import LoadedQueue, QueueJournal
 
 log = logging.getLogger("appliance.persistence")
 
@@ -66,7 +66,7 @@ class Persistence:
         read = self.store.read
         # Rows of sessions that are gone (cannot happen unless the file was changed by hand).
         self.store.define(*(f"DELETE FROM {table} WHERE client_id NOT IN (SELECT client_id FROM persist_sessions)"
-                            for table in ("persist_subscriptions", "persist_queue", "persist_incoming")))
+                            for table in ("persist_subscriptions", "persist_incoming")))
         now = time.time()
         self.store.define(f"DELETE FROM persist_retained WHERE expires <= {now!r}")  # expired while kept or down
         alive = dict(read("SELECT name, value FROM persist_meta")).get("alive", now)
@@ -81,19 +81,15 @@ class Persistence:
                 "SELECT client_id, topic_filter, qos, no_local, retain_as_published, identifier "
                 "FROM persist_subscriptions"):
             subscriptions[client_id][topic_filter] = SubscriptionOptions(qos, bool(no_local), bool(rap), identifier)
+        session_ids = {client_id for client_id, in read("SELECT client_id FROM persist_sessions")}
+        queue = LoadedQueue.read(self.store, session_ids)
         inflight, pending = defaultdict(list), defaultdict(list)
-        queued = 0
-        for seq, client_id, packet_id, released, qos, retain, ids, *message in read(
-                f"SELECT seq, client_id, packet_id, released, delivery_qos, delivery_retain, subscription_ids, "
-                f"{MESSAGE_COLUMNS} FROM persist_queue ORDER BY seq"):
-            delivery = Delivery(message_from(message), qos, bool(retain), tuple(json.loads(ids)) if ids else (),
-                                0.0, bool(released), seq)
-            if packet_id is None:
-                pending[client_id].append(delivery)
+        for delivery in queue.deliveries:
+            row = delivery.key
+            if row.packet_id is None:
+                pending[row.client_id].append(delivery)
             else:
-                inflight[client_id].append((packet_id, delivery))
-            queued += 1
-        next_seq = (read("SELECT max(seq) FROM persist_queue")[0][0] or 0) + 1
+                inflight[row.client_id].append((row.packet_id, delivery))
         incoming = defaultdict(set)
         for client_id, packet_id in read("SELECT client_id, packet_id FROM persist_incoming"):
             incoming[client_id].add(packet_id)
@@ -121,10 +117,13 @@ class Persistence:
             broker.restore_session(session, expires_in, will, will_in)
             owners[client_id] = username
             sessions += 1
-        self.journal = StoreJournal(self.store, next_seq, owners)
+        queue_journal = QueueJournal(self.store, queue)
+        self.journal = StoreJournal(self.store, queue_journal, owners)
         self.store.register(self.journal)
+        self.store.register(queue_journal)
         broker.set_journal(self.journal)
-        return f"{sessions} session(s), {queued} queued or in-flight message(s), {retained} retained message(s)"
+        return (f"{sessions} session(s), {len(queue.deliveries)} queued or in-flight message(s), "
+                f"{retained} retained message(s)")
 
     # -- running -----------------------------------------------------------------------------
 
