@@ -471,12 +471,22 @@ class Client:
         if waiting is None:
             self.transport.write(data)
             return
-        entry = [data, not routed]
+        if not routed:  # nothing recorded: due as soon as those before it are
+            entry = [data, True, None]
+            waiting.append(entry)
+            if len(waiting) == 1:
+                self._durable(entry)
+            return
+        barrier = self._barrier
+        mark = barrier.mark()
+        if waiting:
+            last = waiting[-1]
+            if not last[1] and last[2] == mark:  # the same commit: its callback covers this one
+                last[0] += data
+                return
+        entry = [data, False, mark]  # acknowledgements, durable yet, barrier mark
         waiting.append(entry)
-        if routed:
-            self._barrier.when_durable(lambda: self._durable(entry))
-        elif len(waiting) == 1:
-            self._durable(entry)
+        barrier.when_durable(lambda: self._durable(entry))
 
     def _durable(self, entry: list) -> None:
         entry[1] = True

@@ -8,7 +8,7 @@ metrics count). Exceptions from hooks are logged and swallowed by the broker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Hashable, Protocol
 
 from .message import Message
 
@@ -113,3 +113,8 @@ class Durable(Protocol):
     def when_durable(self, callback: Callable[[], None]) -> None:
         """Call `callback` (from the gevent loop / a greenlet, never a foreign thread) once every
         change recorded before this call is durable. May call it at once when nothing is pending."""
+
+    def mark(self) -> Hashable:
+        """Where the changes recorded so far stand: equal marks at two moments mean nothing
+        was recorded in between that a `when_durable` call at the first would not cover (so a
+        connection can send many acknowledgements from one callback)."""

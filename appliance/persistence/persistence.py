@@ -42,6 +42,7 @@ class Persistence:
         except StoreError as error:
             raise StartupError(self._key, str(error)) from None
         self.journal: StoreJournal | None = None
+        self.mark = self.store.generation  # the Durable's mark: asked once per QoS 1/2 PUBLISH
         self._heartbeat = None
         self._timers = None
 

@@ -131,6 +131,9 @@ class Backlog:
         else:
             self.spool.store.when_durable(callback)
 
+    def mark(self) -> int:
+        return 0 if self.spool is None else self.spool.store.generation()
+
     def drain(self) -> list[QueuedEvent]:
         return self.memory.drain()
 

@@ -198,6 +198,9 @@ class WebhookStage(BrokerHooks):
         without a spool (nothing is promised beyond memory then)."""
         self._backlog.when_durable(callback)
 
+    def mark(self):
+        return self._backlog.mark()
+
     # -- hooks (connection greenlets: enqueue only, never block, never raise) ------------------
 
     def on_client_connack(self, client: ClientInfo, reason_code: int) -> None:

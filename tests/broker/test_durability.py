@@ -8,13 +8,19 @@ from tests.broker.inproc import Hub
 
 
 class HeldDurable:
-    """Confirms only when the test says, as a store whose fsync is slow."""
+    """Confirms only when the test says, as a store whose fsync is slow. Every callback
+    asked for is a commit of its own, unless `one_commit` (as a store whose next commit has
+    not started yet)."""
 
-    def __init__(self) -> None:
+    def __init__(self, one_commit: bool = False) -> None:
         self.callbacks = []
+        self.one_commit = one_commit
 
     def when_durable(self, callback) -> None:
         self.callbacks.append(callback)
+
+    def mark(self) -> int:
+        return 0 if self.one_commit else len(self.callbacks)
 
     def confirm(self, index: int) -> None:
         self.callbacks[index]()
@@ -48,6 +54,20 @@ def test_puback_and_pubrec_wait_for_the_durable_and_keep_publish_order():
     assert _kinds(pub) == [("PubAck", 1), ("PubRec", 2)]
     durable.confirm(2)
     assert _kinds(pub) == [("PubAck", 3)]
+
+
+def test_publishes_routed_before_the_next_commit_share_one_callback_and_keep_their_order():
+    durable = HeldDurable(one_commit=True)
+    hub = Hub(durables=[durable])
+    sub = hub.peer("sub")
+    sub.subscribe("t", qos=1)
+    pub = hub.peer("pub")
+    for packet_id in (1, 2, 3):
+        pub.publish("t", b"x", qos=1 + packet_id % 2, packet_id=packet_id)
+    assert len(durable.callbacks) == 1
+    assert _kinds(pub) == []
+    durable.confirm(0)
+    assert _kinds(pub) == [("PubRec", 1), ("PubAck", 2), ("PubRec", 3)]
 
 
 def test_an_acknowledgement_that_is_not_for_a_routed_message_keeps_its_place():
