@@ -38,7 +38,7 @@ from . import hooks as reasons
 from .durability import Barrier
 from .hooks import ClientInfo
 from .message import Message
-from .questions import Authenticate, Authorize, AuthVerdict, Question
+from .questions import Authenticate, Authorize, AuthVerdict, AwaitDurable, Question
 from .session import ACKED, NEVER_EXPIRES, UNKNOWN, WRONG, Delivery, LastWill, Session, SubscriptionOptions
 from .state import DROP, HOLD, INBOUND, ConnectionState, Event, State
 from .stats import BrokerStats
@@ -200,7 +200,9 @@ class Client:
         method, args = self._resume
         self._resume = None
         if self._state.open:
-            method(self, verdict, *args)
+            question = method(self, verdict, *args)
+            if question is not None:
+                return question
         held = self._held
         receive = self._receive
         while held and self._resume is None:  # (None when nothing was held)
@@ -586,12 +588,11 @@ class Client:
                 return None
             entries.append((sub, group, plain_filter))
         if self.acl is None:
-            self._subscribe_authorized(None, subscribe, entries)
-            return None
+            return self._subscribe_authorized(None, subscribe, entries)
         topics = tuple(entry[2] for entry in entries if not isinstance(entry, int))
         return self._ask(Authorize(self.acl, SUBSCRIBE, topics), Client._subscribe_authorized, subscribe, entries)
 
-    def _subscribe_authorized(self, allowed: tuple | None, subscribe: Subscribe, entries: list) -> None:
+    def _subscribe_authorized(self, allowed: tuple | None, subscribe: Subscribe, entries: list) -> Question | None:
         identifiers = subscribe.properties.get("subscription_identifier") or [None]
         identifier = identifiers[0]
         v5 = self.protocol_version == 5
@@ -610,7 +611,7 @@ class Client:
                 log.info("%s: subscribe to %r not authorized", self.name(), sub.topic_filter)
                 if self._settings.disconnect_on_deny:
                     self.close(reasons.NOT_AUTHORIZED, rc.NOT_AUTHORIZED)
-                    return
+                    return None
                 codes.append(rc.NOT_AUTHORIZED if v5 else 0x80)
                 continue
             if max_subscriptions and len(session.subscriptions) >= max_subscriptions \
@@ -626,9 +627,15 @@ class Client:
             codes.append(qos)
             if group is None and (sub.retain_handling == 0 or (sub.retain_handling == 1 and not existed)):
                 retained.append((plain_filter, qos, identifier))
-        self.send(SubAck(subscribe.packet_id, codes))
+        if self._barrier is not None and session.journal is not None:
+            return self._ask(AwaitDurable(self._barrier), Client._subscribed, subscribe.packet_id, codes, retained)
+        self._subscribed(None, subscribe.packet_id, codes, retained)
+        return None
+
+    def _subscribed(self, _durable, packet_id: int, codes: list, retained: list) -> None:
+        self.send(SubAck(packet_id, codes))
         if retained:
-            self._send_retained(session, retained)
+            self._send_retained(self.session, retained)
 
     def _send_retained(self, session: Session, lookups: list) -> None:
         """After the SUBACK (which goes out first): the retained messages of each new
@@ -661,7 +668,7 @@ class Client:
                 qos = message.qos if message.qos < granted else granted
                 session.deliver(message, qos, True, ids)
 
-    def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> None:
+    def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> Question | None:
         codes = []
         for f in unsubscribe.topic_filters:
             self._router.notify("on_client_unsubscribe", self.info, f)
@@ -669,7 +676,13 @@ class Client:
             codes.append(rc.SUCCESS if existed else rc.NO_SUBSCRIPTION_EXISTED)
             if existed:
                 self._router.notify("on_session_unsubscribed", self.info, f)
-        self.send(UnsubAck(unsubscribe.packet_id, codes))
+        if self._barrier is not None and self.session.journal is not None:
+            return self._ask(AwaitDurable(self._barrier), Client._unsubscribed, unsubscribe.packet_id, codes)
+        self._unsubscribed(None, unsubscribe.packet_id, codes)
+        return None
+
+    def _unsubscribed(self, _durable, packet_id: int, codes: list) -> None:
+        self.send(UnsubAck(packet_id, codes))
 
     # -- a reload changed access control ---------------------------------------------
 

@@ -1,8 +1,8 @@
 """What the protocol core asks the I/O shell, and the verdicts it gets back.
 
-A `Client` never calls access control itself (it may block on an HTTP service): it
-returns a question from `receive_data` and waits, holding whatever the client sends
-meanwhile, until the shell hands the verdict to `Client.answer`. The shell that answers
+A `Client` never calls access control itself (it may block on an HTTP service), nor waits
+for the disk: it returns a question from `receive_data` and waits, holding whatever the
+client sends meanwhile, until the shell hands the verdict to `Client.answer`. The shell that answers
 is `appliance.listeners.gate.Gate`; in-process tests answer with their own.
 """
 
@@ -43,4 +43,13 @@ class Authorize:
     topics: tuple[str, ...]
 
 
-Question = Authenticate | Authorize
+@dataclass(frozen=True, slots=True)
+class AwaitDurable:
+    """Is everything recorded so far durable? Asked before a SUBACK or UNSUBACK that
+    changed a persistent session, so a crash never forgets a subscription the client was
+    told about. Answered (with None) once `barrier` says so."""
+
+    barrier: object  # broker.durability.Barrier
+
+
+Question = Authenticate | Authorize | AwaitDurable

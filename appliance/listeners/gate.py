@@ -2,15 +2,18 @@
 
 The core never calls access control: a CONNECT (and, with an ACL, a PUBLISH or SUBSCRIBE)
 becomes a question its connection hands here, and the verdict goes back to
-`Client.answer`. Asking may block (http_auth is an HTTP request), but only the worker
-greenlet of the asking connection waits: no other client does, and the protocol code
-itself never blocks.
+`Client.answer`; so does its wait for a commit before a persistent session's SUBACK. Asking
+may block (http_auth is an HTTP request, a commit an fsync), but only the worker greenlet of
+the asking connection waits: no other client does, and the protocol code itself never
+blocks.
 """
 
 from __future__ import annotations
 
+from gevent.event import Event
+
 from ..auth.acl import PUBLISH
-from ..broker.questions import Authenticate, Authorize, AuthVerdict
+from ..broker.questions import Authenticate, Authorize, AuthVerdict, AwaitDurable
 
 
 class Gate:
@@ -21,7 +24,12 @@ class Gate:
         """A reload added, replaced or removed the auth block."""
         self._access = access
 
-    def answer(self, question: Authenticate | Authorize):
+    def answer(self, question: Authenticate | Authorize | AwaitDurable):
+        if type(question) is AwaitDurable:
+            durable = Event()
+            question.barrier.when_durable(durable.set)
+            durable.wait()
+            return None
         if type(question) is Authorize:
             acl = question.acl
             return tuple(acl.allows(question.action, topic) for topic in question.topics)

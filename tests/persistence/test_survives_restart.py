@@ -12,7 +12,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from appliance.mqtt.packets import PubRec
+from appliance.mqtt.packets import PubRec, Unsubscribe
 
 from tests.persistence.raw import RawClient
 
@@ -145,6 +145,39 @@ def test_persistent_session_subscriptions_and_queue(restart, mqtt):
     pub.connect()
     pub.publish("q/after", b"after", qos=1)
     assert sub.expect_message().payload == b"after"
+
+
+def test_a_subscription_is_kept_once_its_suback_came_however_soon_the_crash(restart, mqtt):
+    broker = restart.start()
+    sub = RawClient(broker.port, "quick", clean=False)
+    assert sub.subscribe("k/#", 1).packet_type.name == "SUBACK"
+    broker = restart(broker)  # at once: no commit interval to wait out
+
+    sub = RawClient(broker.port, "quick", clean=False)
+    assert sub.connack.session_present
+    pub = mqtt(broker.port, "pub")
+    pub.connect()
+    pub.publish("k/x", b"kept", qos=1)
+    assert sub.next().payload == b"kept"
+    sub.close()
+
+
+def test_an_unsubscription_is_kept_once_its_unsuback_came(restart, mqtt):
+    broker = restart.start()
+    sub = RawClient(broker.port, "leaver", clean=False)
+    assert sub.subscribe("u/#", 1).packet_type.name == "SUBACK"
+    assert sub.subscribe("v/#", 1, packet_id=2).packet_type.name == "SUBACK"
+    sub.send(Unsubscribe(3, ["u/#"]))
+    assert sub.next().packet_type.name == "UNSUBACK"
+    broker = restart(broker)
+
+    sub = RawClient(broker.port, "leaver", clean=False)
+    pub = mqtt(broker.port, "pub")
+    pub.connect()
+    pub.publish("u/x", b"gone", qos=1)
+    pub.publish("v/x", b"kept", qos=1)
+    assert sub.next().payload == b"kept"  # and not the one to u/x, published first
+    sub.close()
 
 
 def test_in_flight_resent_with_dup_then_queued_in_order(restart, mqtt):
