@@ -46,9 +46,9 @@ MOSQUITTO_PERSISTENT = brokers.MOSQUITTO_CONF.replace("persistence false", "pers
                                                       "persistence_location {dir}/\n")
 
 
-def appliance(workdir: Path, cpu, persistence: str | None) -> brokers.Broker:
+def appliance(workdir: Path, cpu, persistence: str | None, extra: str = "") -> brokers.Broker:
     block = "" if persistence is None else f'persistence {{ dir = "{workdir}/data", sync = {persistence} }}\n'
-    return brokers.appliance(PORT, cpu, workdir, sys.executable, block)
+    return brokers.appliance(PORT, cpu, workdir, sys.executable, block + extra)
 
 
 def mosquitto(workdir: Path, cpu) -> brokers.Broker:
@@ -122,7 +122,7 @@ def startup(args) -> list[dict]:
             workdir = Path(tmp)
             build_store(workdir / "data" / "persistence.db", 100_000, 10_000)
             size = sum(f.stat().st_size for f in (workdir / "data").iterdir())
-            broker = appliance(workdir, args.broker_cpu, "fsync")
+            broker = appliance(workdir, args.broker_cpu, "fsync", "log.level = info\n")  # for the "loaded" line
             with broker:
                 seconds = broker.startup_s
             line = next((l for l in (workdir / "appliance.log").read_text().splitlines() if "loaded" in l), "")
