@@ -14,11 +14,11 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import ctypes  # noqa: E402
 import gc  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
-import sqlite3  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
@@ -76,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
 def run(loaded, load=None) -> int:
     """Start the appliance from `loaded`; `load` re-reads the configuration at SIGHUP."""
     from .app import Appliance
-    from .store import StoreError
 
     config = loaded.config
     try:
@@ -86,15 +85,15 @@ def run(loaded, load=None) -> int:
         appliance.start()
     except StartupError as error:
         return _fail(config, EXIT_CONFIG, str(loaded.error(error.path, error.problem)))
-    except StoreError as error:  # a corrupt or foreign store file, a spool_dir that is a file
-        return _fail(config, EXIT_CONFIG, str(loaded.error("webhook.queue.spool_dir", str(error))))
-    except sqlite3.DatabaseError as error:  # the spool file is corrupt or not a spool
-        problem = f"cannot open the spool in {config.webhook.queue.spool_dir}: {error}"
-        return _fail(config, EXIT_CONFIG, str(loaded.error("webhook.queue.spool_dir", problem)))
     except OSError as error:  # e.g. the port is taken: say so, no traceback
         return _fail(config, EXIT_START, f"cannot start: {error}")
+    except Exception as error:
+        problem = _spool_problem(error, config)
+        if problem is None:
+            raise
+        return _fail(config, EXIT_CONFIG, str(loaded.error("webhook.queue.spool_dir", problem)))
     log.info("appliance %s started with %s", __version__, config.source or "defaults")
-    _collect_cycles_as_a_server()
+    _settle_as_a_server()
     stop_requested = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop_requested.set)
@@ -103,14 +102,36 @@ def run(loaded, load=None) -> int:
     return 0
 
 
-def _collect_cycles_as_a_server() -> None:
-    """Tune CPython's cycle collector for a long-running server (bench/persistence/README.md).
-    What exists once the appliance has started (modules, the config, what persistence
-    loaded) lives as long as the process: frozen, full collections no longer walk it. And a
-    collection after every 700 new containers (the default) runs several times a millisecond
-    under load and promotes every message still in flight into the older generations, to be
-    walked again there; after 10,000 most of them are gone first. Reference counting still
-    frees acyclic garbage at once: only garbage cycles wait a little longer."""
+def _spool_problem(error: Exception, config) -> str | None:
+    """Why the WebHook spool's store cannot be used (a corrupt or foreign file, a spool_dir
+    that is a file), or None for any other error. Imported only then: a broker without a
+    store never loads sqlite3 (start-up RSS)."""
+    import sqlite3
+
+    from .store import StoreError
+
+    if isinstance(error, StoreError):
+        return str(error)
+    if isinstance(error, sqlite3.DatabaseError):  # the spool file is corrupt or not a spool
+        return f"cannot open the spool in {config.webhook.queue.spool_dir}: {error}"
+    return None
+
+
+def _settle_as_a_server() -> None:
+    """Once started: give the heap that start-up used and freed (the config parser's work,
+    gevent's plugin scan) back to the OS, and tune CPython's cycle collector for a
+    long-running server (bench/persistence/README.md). What exists now (modules, the config,
+    what persistence loaded) lives as long as the process: frozen, full collections no longer
+    walk it. And a collection after every 700 new containers (the default) runs several times
+    a millisecond under load and promotes every message still in flight into the older
+    generations, to be walked again there; after 10,000 most of them are gone first.
+    Reference counting still frees acyclic garbage at once: only garbage cycles wait a little
+    longer."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
 

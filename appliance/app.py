@@ -12,7 +12,6 @@ import logging
 
 from typing import Callable
 
-from .api import ApiV4, BrokerView, ReloadFailed
 from .broker import Broker
 from .broker.client import ClientSettings
 from .broker.durability import barrier
@@ -24,7 +23,7 @@ from .listeners.admission import Admission
 from .listeners.gate import Gate
 from .listeners.tcp import TcpListener, Wiring
 from .metrics import HttpServer, create_registry
-from .reload import Reloader
+from .reload import ReloadFailed, Reloader
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,9 @@ class Appliance:
         self._accepting = False
         self._started = False
 
-    def _api(self) -> ApiV4:
+    def _api(self):
+        from .api import ApiV4, BrokerView  # only with an HTTP server (start-up RSS)
+
         return ApiV4(BrokerView(self.broker), lambda: self.config, reload=self._api_reload)
 
     def _api_reload(self):

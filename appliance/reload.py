@@ -41,7 +41,6 @@ import gevent
 from gevent.lock import Semaphore
 from prometheus_client import Counter
 
-from .api import ReloadFailed
 from .auth.acl import SUBSCRIBE
 from .config import ConfigError, LoadedConfig
 from .config.keys import KEY
@@ -52,6 +51,12 @@ log = logging.getLogger("appliance.reload")
 log.setLevel(logging.INFO)  # the one line per reload shows at every log.level, as the listening lines
 
 SUCCESS, PARTIAL, FAILED = "success", "partial", "failed"
+
+
+class ReloadFailed(Exception):
+    """Raised by `Reloader.api_reload` when the file cannot be applied; the message says why
+    (and the running configuration stays). POST /api/v4/reload answers it with 400."""
+
 RESULTS = (SUCCESS, PARTIAL, FAILED)
 
 _IGNORED = ("source",)

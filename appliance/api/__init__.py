@@ -6,6 +6,6 @@ HTTP server hands `/api/v4` requests to once they are authenticated.
 
 from .broker_view import BrokerView
 from .publish import PublishLimits
-from .v4 import ApiV4, ReloadFailed
+from .v4 import ApiV4
 
-__all__ = ["ApiV4", "BrokerView", "PublishLimits", "ReloadFailed"]
+__all__ = ["ApiV4", "BrokerView", "PublishLimits"]

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from .. import __version__
 from ..broker.topics import matches, valid_topic_name
+from ..reload import ReloadFailed
 from . import configuration
 from .broker_view import BrokerView, ClientRecord
 from .errors import (
@@ -41,11 +42,6 @@ _CLIENT_FILTERS = frozenset({"clientid", "username", "conn_state", "clean_start"
 _SUBSCRIPTION_FILTERS = frozenset({"clientid", "topic", "qos", "share", "_match_topic"}) | PAGING_PARAMS
 _CONN_STATES = ("connected", "idle", "disconnected")
 _SERVED_BY_HTTP_SERVER = {"metrics": {"GET"}, "prometheus": {"GET"}}  # for the Allow header
-
-
-class ReloadFailed(Exception):
-    """Raised by the `reload` callable when the file cannot be applied; the message says why
-    (and the running configuration stays)."""
 
 
 class ApiV4:

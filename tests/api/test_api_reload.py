@@ -9,7 +9,8 @@ import json
 import gevent
 import pytest
 
-from appliance.api import ApiV4, BrokerView, ReloadFailed
+from appliance.api import ApiV4, BrokerView
+from appliance.reload import ReloadFailed
 from appliance.broker import Broker
 from appliance.broker.stats import BrokerStats
 from appliance.broker.timers import Timers
