@@ -300,7 +300,8 @@ class Client:
         cap = self._mqtt.max_keepalive
         if cap and version < 5 and not 0 < connect.keepalive <= cap:
             # No way to tell a v3 client a shorter keepalive: refused, as mosquitto does.
-            self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, f"keepalive {connect.keepalive} over mqtt.max_keepalive")
+            self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, f"keepalive {connect.keepalive} over mqtt.max_keepalive",
+                         counted_as="keepalive_too_long")
             return None
         if not self._settings.authenticates:
             self._accept(connect, connect.will)
@@ -378,11 +379,12 @@ class Client:
             self.session.resend()
         self.session.pump()
 
-    def _refuse(self, reason_code: int, why: str, answer: bool = True) -> None:
+    def _refuse(self, reason_code: int, why: str, answer: bool = True, counted_as: str | None = None) -> None:
         """Refuse the CONNECT: CONNACK `reason_code` (v3: its 3.1.1 form) unless not
-        `answer` (then the connection just closes), hooks told, counted, logged."""
+        `answer` (then the connection just closes), hooks told, counted (as the code's
+        name, or `counted_as` where the code is a stand-in), logged."""
         log.info("refusing %s: %s", self.name(), why)
-        self._stats.connections_refused[rc_name(reason_code)] += 1
+        self._stats.connections_refused[counted_as or rc_name(reason_code)] += 1
         self._router.notify_connack(self.info, reason_code)
         if answer:
             code = reason_code if self.protocol_version == 5 else \

@@ -19,6 +19,7 @@ DROP_REASONS = (
 REFUSAL_REASONS = (  # connections_refused: client.rc_name() of every refusal the broker sends
     "bad_credentials", "client_id_invalid", "not_authorized", "server_busy", "server_unavailable",
     "unsupported_protocol_version", "will_topic_invalid", "bad_authentication_method", "max_sessions",
+    "keepalive_too_long",
 )
 # Why a CONNECT got no session (sessions_refused): the session of its client id belongs to
 # another user (an auth block vouches for usernames), or limits.max_sessions is reached.

@@ -184,6 +184,8 @@ def test_v5_keepalive_within_the_cap_is_kept_and_not_announced(hub_factory):
 def test_v3_keepalive_over_the_cap_is_refused_as_mosquitto_does(hub_factory, asked):
     hub = hub_factory(MqttConfig(max_keepalive=30))
     assert hub.peer("ka3", version=4, connect=False).connect(keepalive=asked).reason_code == 2
+    refused = hub.stats.connections_refused
+    assert (refused["keepalive_too_long"], refused["client_id_invalid"]) == (1, 0)  # not a bad client id
 
 
 def test_without_the_cap_any_keepalive_is_accepted(hub):
