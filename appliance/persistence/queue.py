@@ -252,14 +252,14 @@ class _PlainData(pickle.Unpickler):
     names a class or a function is not ours, and is never run."""
 
     def find_class(self, module: str, name: str):
-        raise pickle.UnpicklingError(f"a queue row names {module}.{name}")
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
 
 
 def _unpickle(blob: bytes):
     try:
         return _PlainData(io.BytesIO(blob)).load()
     except Exception as error:  # noqa: BLE001 - whatever a damaged row makes pickle raise
-        raise ValueError(f"a queue row is not readable ({error})") from None
+        raise ValueError(f"queue batch: {error}") from None
 
 
 class LoadedQueue:

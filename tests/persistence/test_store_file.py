@@ -4,6 +4,7 @@ the start-up line says what was loaded."""
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -33,7 +34,26 @@ def foreign(path: Path) -> None:
         db.execute("CREATE TABLE photos (x)")
 
 
-@pytest.mark.parametrize("spoil, expected", [(corrupt, "not a usable store"), (foreign, "another application")])
+def _with_queue_batch(blob: bytes):
+    def spoil(path: Path) -> None:
+        from appliance.persistence.journal import TABLES
+        from appliance.store.store import APPLICATION_ID
+
+        with sqlite3.connect(path) as db:
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            for statement in TABLES:
+                db.execute(statement)
+            db.execute("INSERT INTO persist_queue_batches VALUES (1, ?)", (blob,))
+    return spoil
+
+
+damaged_batch = _with_queue_batch(b"\x80\x05 cut short")
+batch_naming_a_class = _with_queue_batch(pickle.dumps([Path("/etc/passwd")]))  # never loaded, let alone run
+
+
+@pytest.mark.parametrize("spoil, expected", [(corrupt, "not a usable store"), (foreign, "another application"),
+                                             (damaged_batch, "not a usable store"),
+                                             (batch_naming_a_class, "not a usable store")])
 def test_a_corrupt_or_foreign_store_is_one_line_naming_it_and_exit_2(tmp_path, spoil, expected):
     data = tmp_path / "data"
     data.mkdir()
