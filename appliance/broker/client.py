@@ -78,6 +78,9 @@ class Transport(Protocol):
         """Let other connections run for a moment (long work, e.g. retained messages after
         a SUBSCRIBE, gives way); the client's state may have changed when it returns."""
 
+    def hold_output(self, until: Callable[[Callable[[], None]], None]) -> None:
+        """Go on queueing, but send nothing until `until` calls back."""
+
 
 class Router(Protocol):
     """What a connection asks of the broker (`broker.Broker`)."""
@@ -360,6 +363,10 @@ class Client:
         last_will = LastWill(will, info) if will is not None else None
         self.session, resumed = self._router.attach(self, info.client_id, connect.clean_start, expiry,
                                                     last_will, info.username)
+        if self._barrier is not None and self.session.journal is not None:
+            # A persistent session is on disk before its CONNACK leaves (and what follows
+            # the CONNACK, which may already be routed to it, waits behind it).
+            self.transport.hold_output(self._barrier.when_durable)
         ack_props = {}
         if version == 5:
             ack_props = {

@@ -88,7 +88,7 @@ class Connection:
     __slots__ = ("sock", "address", "client", "pending_bytes", "created", "last_read", "_stats", "_timers",
                  "_gate", "_budget", "_on_closed", "_readable", "_raw_recv", "_raw_sock", "_chunks",
                  "_flush_scheduled", "_writer", "_give_up", "_closing", "_done", "_wanting_room", "_deadline",
-                 "_keepalive_armed", "_connect_timeout", "_cut")
+                 "_keepalive_armed", "_connect_timeout", "_cut", "_held")
 
     def __init__(self, sock, address, wiring: Wiring, on_closed) -> None:
         self.sock = sock
@@ -112,6 +112,7 @@ class Connection:
         # bytes, which 10,000 idle connections would all pay.
         self._chunks: deque | None = None
         self._flush_scheduled = False
+        self._held = False  # hold_output(): queued bytes wait for a durability callback
         self._writer = None  # the greenlet draining the queue while the socket is slow
         self._give_up = None  # the timer that ends a closing connection whose peer does not read
         self._closing = False
@@ -146,6 +147,18 @@ class Connection:
             return True
         self._wanting_room = True
         return False
+
+    def hold_output(self, until) -> None:
+        """Queue, but send nothing until `until` calls back (the CONNACK of a persistent
+        session waits for its commit)."""
+        self._held = True
+        until(self._release_output)
+
+    def _release_output(self) -> None:
+        self._held = False
+        if not self._flush_scheduled and self._writer is None:
+            self._flush_scheduled = True
+            get_hub().loop.run_callback(self._flush)
 
     def pause(self) -> None:
         """Let the loop run other connections (and flush what this one queued) before
@@ -218,7 +231,7 @@ class Connection:
     def _flush(self) -> None:
         """Loop callback: send without blocking; hand what is left to a writer greenlet."""
         self._flush_scheduled = False
-        if self._done or self._writer is not None:
+        if self._done or self._writer is not None or self._held:
             return
         if self._chunks:
             if self._raw_sock is not None:

@@ -39,6 +39,7 @@ class FakeTransport:
         self._wanting_room = False
         self.pauses = 0
         self.on_pause = None
+        self.held = False  # hold_output(): the peer reads nothing until the callback
 
     def write(self, data: bytes, tail: bytes | None = None) -> None:
         if self.closing:
@@ -63,7 +64,16 @@ class FakeTransport:
         if self.on_pause is not None:
             self.on_pause()
 
+    def hold_output(self, until) -> None:
+        self.held = True
+        until(self._release_output)
+
+    def _release_output(self) -> None:
+        self.held = False
+
     def take(self) -> bytes:
+        if self.held:
+            return b""
         data = b"".join(self.queued)
         self.queued.clear()
         self.pending_bytes = 0

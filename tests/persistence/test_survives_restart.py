@@ -149,6 +149,17 @@ def test_persistent_session_subscriptions_and_queue(restart, mqtt):
     assert sub.expect_message().payload == b"after"
 
 
+def test_a_new_persistent_session_is_kept_once_its_connack_came_however_soon_the_crash(restart):
+    broker = restart.start()
+    first = RawClient(broker.port, "newcomer", clean=False)
+    assert not first.connack.session_present
+    broker = restart(broker)  # at once
+
+    again = RawClient(broker.port, "newcomer", clean=False)
+    assert again.connack.session_present
+    again.close()
+
+
 def test_a_subscription_is_kept_once_its_suback_came_however_soon_the_crash(restart, mqtt):
     broker = restart.start()
     sub = RawClient(broker.port, "quick", clean=False)
