@@ -15,6 +15,7 @@ import time
 
 from ..broker.message import Message
 from ..broker.session import NEVER_EXPIRES, Delivery, LastWill, Session, SubscriptionOptions
+from ..store import GivenBack
 from .codec import MESSAGE_COLUMNS, dump_will, message_values
 from .queue import TABLES as QUEUE_TABLES
 from .queue import QueueJournal
@@ -56,15 +57,15 @@ class StoreJournal:
         self.queued, self.sent, self.done = queue.queued, queue.sent, queue.done
         # row key -> (kind, statement, params, never written): one pending change per row
         self._changes: dict[tuple, tuple] = {}
-        self._restored: list[tuple[str, list]] = []
-        self._restored_rows = 0
+        self._given_back = GivenBack()
+        self.restore = self._given_back.restore
         self._owners: dict[str, str | None] = owners if owners is not None else {}  # client id -> username
 
     # -- ChangeSource ----------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
-        return len(self._changes) + self._restored_rows
+        return len(self._changes) + self._given_back.rows
 
     def take(self) -> list[tuple[str, list]]:
         groups: dict[str, tuple[int, list]] = {}
@@ -73,15 +74,10 @@ class StoreJournal:
             if group is None:
                 group = groups[statement] = (kind, [])
             group[1].append(params)
-        taken = self._restored + [(statement, rows) for statement, (_, rows)
-                                  in sorted(groups.items(), key=lambda item: item[1][0])]
+        taken = self._given_back.take() + [(statement, rows) for statement, (_, rows)
+                                           in sorted(groups.items(), key=lambda item: item[1][0])]
         self._changes = {}
-        self._restored, self._restored_rows = [], 0
         return taken
-
-    def restore(self, statement: str, rows: list) -> None:
-        self._restored.append((statement, rows))
-        self._restored_rows += len(rows)
 
     def _put(self, key: tuple, statement: str, params: tuple, new: bool = False) -> None:
         changes = self._changes

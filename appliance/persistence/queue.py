@@ -27,6 +27,7 @@ from collections import deque
 
 from ..broker.message import Message
 from ..broker.session import Delivery, Session
+from ..store import GivenBack
 from .codec import MESSAGE_COLUMNS, message_from
 
 TABLES = (
@@ -86,8 +87,8 @@ class QueueJournal:
         self._touched: set[int] = set()  # batches with deliveries finished since the last commit
         self._updates: dict[int, tuple[int, int, bool]] = {}  # seq -> (batch, packet id, released)
         self._change_rows: dict[int, set[int]] = {}  # change row -> batches it still changes
-        self._given_back: list[tuple[str, list]] = []
-        self._given_back_rows = 0
+        self._given_back = GivenBack()
+        self.restore = self._given_back.restore
         self._cleanup: list[tuple[str, list]] = []
         for delivery in loaded.deliveries:
             self._unwritten[delivery.key.seq] = delivery
@@ -139,7 +140,7 @@ class QueueJournal:
 
     @property
     def pending(self) -> int:
-        return len(self._unwritten) + len(self._updates) + len(self._touched) + self._given_back_rows
+        return len(self._unwritten) + len(self._updates) + len(self._touched) + self._given_back.rows
 
     def take(self) -> list[tuple[str, list]]:
         commit = self._next_commit
@@ -191,8 +192,7 @@ class QueueJournal:
         if not changed:
             changes = {}
 
-        groups = self._given_back
-        self._given_back, self._given_back_rows = [], 0
+        groups = self._given_back.take()
         if finished:
             groups.append((DELETE_BATCH, finished))
         if deliveries:
@@ -212,10 +212,6 @@ class QueueJournal:
             groups += self._cleanup  # after the rewrite of what they delete, in the same commit
             self._cleanup = []
         return groups
-
-    def restore(self, statement: str, rows: list) -> None:
-        self._given_back.append((statement, rows))
-        self._given_back_rows += len(rows)
 
     def _forget(self, batch_id: int, deletes: list, dead_change_rows: list) -> None:
         batch = self._batches.pop(batch_id)

@@ -3,6 +3,6 @@ owner that must not lose what the broker acknowledged (the WebHook spool today, 
 retained messages later). Owners register their tables, queue changes, and ask to be told
 when everything they queued is on disk."""
 
-from .store import SYNC_MODES, ChangeSource, Store, StoreError
+from .store import SYNC_MODES, ChangeSource, GivenBack, Store, StoreError
 
-__all__ = ["SYNC_MODES", "ChangeSource", "Store", "StoreError"]
+__all__ = ["SYNC_MODES", "ChangeSource", "GivenBack", "Store", "StoreError"]

@@ -65,13 +65,39 @@ class ChangeSource(Protocol):
         """Rows of a group taken that could not be committed: hold them again."""
 
 
+class GivenBack:
+    """For a source whose changes need no merging: the groups of a commit that failed, held
+    again by `restore` and handed out first, in order, by `take` (before anything changed
+    since), so the file moves from one state the source had to a later one."""
+
+    __slots__ = ("groups", "rows")
+
+    def __init__(self) -> None:
+        self.groups: list[tuple[str, list]] = []
+        self.rows = 0
+
+    def restore(self, statement: str, rows: list) -> None:
+        self.groups.append((statement, rows))
+        self.rows += len(rows)
+
+    def take(self) -> list[tuple[str, list]]:
+        groups = self.groups
+        self.groups, self.rows = [], 0
+        return groups
+
+
 class _Log:
     """The changes queued with `Store.write()`: kept and committed in the order written."""
 
     def __init__(self) -> None:
         self.groups: list[tuple[str, list]] = []
-        self.restored: list[tuple[str, list]] = []
-        self.pending = 0
+        self.written = 0
+        self.given_back = GivenBack()
+        self.restore = self.given_back.restore
+
+    @property
+    def pending(self) -> int:
+        return self.written + self.given_back.rows
 
     def add(self, statement: str, params: tuple) -> None:
         groups = self.groups
@@ -79,16 +105,12 @@ class _Log:
             groups[-1][1].append(params)
         else:
             groups.append((statement, [params]))
-        self.pending += 1
+        self.written += 1
 
     def take(self) -> list[tuple[str, list]]:
-        taken = self.restored + self.groups
-        self.restored, self.groups, self.pending = [], [], 0
+        taken = self.given_back.take() + self.groups
+        self.groups, self.written = [], 0
         return taken
-
-    def restore(self, statement: str, rows: list) -> None:
-        self.restored.append((statement, rows))  # before anything written since, in order
-        self.pending += len(rows)
 
 
 class Store:
