@@ -28,7 +28,7 @@ from collections import deque
 from ..broker.message import Message
 from ..broker.session import Delivery, Session
 from ..store import GivenBack
-from .codec import MESSAGE_COLUMNS, message_from
+from .codec import MESSAGE_COLUMNS, load_properties
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS persist_queue_batches (id INTEGER PRIMARY KEY, deliveries BLOB)",
@@ -160,19 +160,12 @@ class QueueJournal:
                 changes[seq] = (packet_id, released)
                 changed.add(batch_id)
         self._updates = {}
-        due = []  # batches that are old now, or may be finished: forget, rewrite, or keep
+        # Each batch that had deliveries finished, and each that just grew old, is forgotten
+        # (all finished), rewritten into this commit's (old and half finished) or kept, its
+        # newly finished deliveries recorded as changes.
+        due = self._touched
         while young and young[0] <= old:
-            due.append(young.popleft())
-        for batch_id in self._touched:
-            batch = batches.get(batch_id)
-            if batch is None:
-                continue
-            if not batch.live or batch_id <= old:
-                due.append(batch_id)
-            else:
-                changes.update(dict.fromkeys(batch.finished))
-                batch.finished = []
-                changed.add(batch_id)
+            due.add(young.popleft())
         self._touched = set()
         for batch_id in due:
             batch = batches.get(batch_id)
@@ -180,15 +173,14 @@ class QueueJournal:
                 continue
             if not batch.live:
                 self._forget(batch_id, finished, dead_change_rows)
-            elif 2 * len(batch.live) <= batch.size:
+            elif batch_id <= old and 2 * len(batch.live) <= batch.size:
                 deliveries += batch.live.values()
                 self._forget(batch_id, moved, dead_change_rows)
             elif batch.finished:
                 changes.update(dict.fromkeys(batch.finished))
                 batch.finished = []
                 changed.add(batch_id)
-        for batch_id in finished + moved:
-            changed.discard(batch_id[0])
+        changed.intersection_update(batches)  # (updates of batches forgotten just now are moot)
         if not changed:
             changes = {}
 
@@ -277,13 +269,15 @@ class LoadedQueue:
         last_seq = 0
         if store.read(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{LEGACY_TABLE}'"):
             loaded.legacy = True
-            for seq, client_id, packet_id, released, qos, retain, ids, *message in store.read(
+            for seq, client_id, packet_id, released, qos, retain, ids, topic, payload, mqos, mretain, \
+                    publisher_id, username, timestamp_ms, properties, expires in store.read(
                     f"SELECT seq, client_id, packet_id, released, delivery_qos, delivery_retain, "
                     f"subscription_ids, {MESSAGE_COLUMNS} FROM {LEGACY_TABLE} ORDER BY seq"):
-                old = message_from(message)
                 last_seq = seq
                 rows[seq] = [client_id, packet_id, bool(released), qos, bool(retain),
-                             tuple(json.loads(ids)) if ids else (), old, True]
+                             tuple(json.loads(ids)) if ids else (),
+                             (topic, bytes(payload), mqos, bool(mretain), publisher_id, username, timestamp_ms,
+                              load_properties(properties), expires)]
         commits: dict[int, list] = {}
         for commit, blob in store.read("SELECT id, changes FROM persist_queue_changes"):
             commits.setdefault(commit, [None, None])[0] = _unpickle(blob)
@@ -300,19 +294,18 @@ class LoadedQueue:
                     row[1], row[2] = change
             for seq, client_id, packet_id, released, qos, retain, ids, *message in batch or ():
                 last_seq = max(last_seq, seq)
-                rows[seq] = [client_id, packet_id, released, qos, retain, ids, message, False]
+                rows[seq] = [client_id, packet_id, released, qos, retain, ids, message]
         if commits:
             loaded.read_up_to = loaded.next_commit = max(commits) + 1
         loaded.next_seq = last_seq + 1
         to_monotonic = time.monotonic() - time.time()
         for seq in sorted(rows):
-            client_id, packet_id, released, qos, retain, ids, message, legacy = rows[seq]
+            client_id, packet_id, released, qos, retain, ids, message = rows[seq]
             if client_id not in sessions:
                 continue
-            if not legacy:
-                topic, payload, mqos, mretain, publisher_id, username, timestamp_ms, properties, expires = message
-                message = Message(topic, payload, mqos, mretain, publisher_id, username, timestamp_ms, properties,
-                                  None if expires is None else expires + to_monotonic)
+            topic, payload, mqos, mretain, publisher_id, username, timestamp_ms, properties, expires = message
+            message = Message(topic, payload, mqos, mretain, publisher_id, username, timestamp_ms, properties,
+                              None if expires is None else expires + to_monotonic)
             delivery = Delivery(message, qos, retain, ids, 0.0, released)
             delivery.key = QueueRow(seq, client_id, packet_id, WRITTEN_BEFORE_START)
             loaded.deliveries.append(delivery)
