@@ -82,8 +82,9 @@ class Persistence:
                 "SELECT client_id, topic_filter, qos, no_local, retain_as_published, identifier "
                 "FROM persist_subscriptions"):
             subscriptions[client_id][topic_filter] = SubscriptionOptions(qos, bool(no_local), bool(rap), identifier)
-        session_ids = {client_id for client_id, in read("SELECT client_id FROM persist_sessions")}
-        queue = LoadedQueue.read(self.store, session_ids)
+        session_rows = read("SELECT client_id, username, expiry, connected, disconnected_at, will, will_due "
+                            "FROM persist_sessions")
+        queue = LoadedQueue.read(self.store, {row[0] for row in session_rows})
         inflight, pending = defaultdict(list), defaultdict(list)
         for delivery in queue.deliveries:
             row = delivery.key
@@ -96,8 +97,7 @@ class Persistence:
             incoming[client_id].add(packet_id)
         owners = {}
         sessions = 0
-        for client_id, username, expiry, connected, disconnected_at, will_text, will_due in read(
-                "SELECT client_id, username, expiry, connected, disconnected_at, will, will_due FROM persist_sessions"):
+        for client_id, username, expiry, connected, disconnected_at, will_text, will_due in session_rows:
             expiry = NEVER_EXPIRES if expiry is None else expiry
             session = Session(client_id, stats, max_queue_len, max_queue_bytes, expiry_interval=expiry, owner=username)
             session.subscriptions = subscriptions.pop(client_id, {})
