@@ -363,7 +363,7 @@ class Client:
         last_will = LastWill(will, info) if will is not None else None
         self.session, resumed = self._router.attach(self, info.client_id, connect.clean_start, expiry,
                                                     last_will, info.username)
-        if self._barrier is not None and self.session.journal is not None:
+        if self._journaled():
             # A persistent session is on disk before its CONNACK leaves (and what follows
             # the CONNACK, which may already be routed to it, waits behind it).
             self.transport.hold_output(self._barrier.when_durable)
@@ -385,6 +385,11 @@ class Client:
         if resumed:
             self.session.resend()
         self.session.pump()
+
+    def _journaled(self) -> bool:
+        """Whether the session's changes are recorded durably, so that a CONNACK, SUBACK or
+        UNSUBACK acknowledging one must wait for its commit (persistent sessions only)."""
+        return self._barrier is not None and self.session.journal is not None
 
     def _refuse(self, reason_code: int, why: str, answer: bool = True, counted_as: str | None = None) -> None:
         """Refuse the CONNECT: CONNACK `reason_code` (v3: its 3.1.1 form) unless not
@@ -636,7 +641,7 @@ class Client:
             codes.append(qos)
             if group is None and (sub.retain_handling == 0 or (sub.retain_handling == 1 and not existed)):
                 retained.append((plain_filter, qos, identifier))
-        if self._barrier is not None and session.journal is not None:
+        if self._journaled():
             return self._ask(AwaitDurable(self._barrier), Client._subscribed, subscribe.packet_id, codes, retained)
         self._subscribed(None, subscribe.packet_id, codes, retained)
         return None
@@ -685,7 +690,7 @@ class Client:
             codes.append(rc.SUCCESS if existed else rc.NO_SUBSCRIPTION_EXISTED)
             if existed:
                 self._router.notify("on_session_unsubscribed", self.info, f)
-        if self._barrier is not None and self.session.journal is not None:
+        if self._journaled():
             return self._ask(AwaitDurable(self._barrier), Client._unsubscribed, unsubscribe.packet_id, codes)
         self._unsubscribed(None, unsubscribe.packet_id, codes)
         return None

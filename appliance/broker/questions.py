@@ -2,8 +2,8 @@
 
 A `Client` never calls access control itself (it may block on an HTTP service), nor waits
 for the disk: it returns a question from `receive_data` and waits, holding whatever the
-client sends meanwhile, until the shell hands the verdict to `Client.answer`. The shell that answers
-is `appliance.listeners.gate.Gate`; in-process tests answer with their own.
+client sends meanwhile, until the shell hands the verdict to `Client.answer`. The shell
+that answers is `appliance.listeners.gate.Gate`; in-process tests answer with their own.
 """
 
 from __future__ import annotations
