@@ -24,23 +24,27 @@ V5 = paho.MQTTv5
 @pytest.fixture(params=["kill", "sigterm"])
 def restart(request, broker_factory, tmp_path):
     """`start()` the broker with persistence in tmp_path/data; `restart(broker)` ends it the
-    parametrised way (kill -9 or SIGTERM) and starts a new one on the same directory."""
+    parametrised way (kill -9 or SIGTERM, `end(broker)`) and starts a new one on the same
+    directory."""
     config = f'persistence {{ dir = "{tmp_path / "data"}" }}\n'
 
     class Restarter:
-        how = request.param
-
         @staticmethod
         def start(extra: str = ""):
             Restarter.extra = extra
             return broker_factory(config + extra)
 
         @staticmethod
-        def __call__(broker):
+        def end(broker) -> None:
+            """End the broker the parametrised way."""
             if request.param == "kill":
                 broker.kill()
             else:
                 assert broker.stop(signal.SIGTERM) == 0
+
+        @staticmethod
+        def __call__(broker):
+            Restarter.end(broker)
             return broker_factory(config + Restarter.extra)
 
         @staticmethod
@@ -104,10 +108,7 @@ def test_message_expiry_keeps_counting_while_down(restart, mqtt):
     pub.publish("e/long", b"y", qos=1, retain=True, properties=props(MessageExpiryInterval=60))
     published = time.monotonic()
     pub.close()
-    if restart.how == "kill":
-        broker.kill()
-    else:
-        broker.stop()
+    restart.end(broker)
     time.sleep(max(0.0, published + 3 - time.monotonic()))  # the downtime itself is the point
     broker = restart.again()
     sub = mqtt(broker.port, "sub", protocol=V5)
@@ -311,10 +312,7 @@ def test_session_expiry_keeps_counting_while_down(restart, mqtt):
     other = mqtt(broker.port, "other")
     other.connect()
     other.roundtrip()
-    if restart.how == "kill":
-        broker.kill()
-    else:
-        broker.stop()
+    restart.end(broker)
     time.sleep(max(0.0, gone + 3 - time.monotonic()))  # the downtime itself is the point
     broker = restart.again()
     short = mqtt(broker.port, "short", protocol=V5, clean=False)
