@@ -33,6 +33,7 @@ from .keys import (
     KEY, OURS, Block, Bool, Duration, Int, Invalid, Key, Kind, Structure, Text, key, key_of, parse_bind,
 )
 from .reader import MISSING, Section, format_path, read_block
+from .topics import topic_filter_problem, topic_name_problem
 from .units import describe
 
 SCHEMES = {"mqtt-tcp": False, "tls+mqtt-tcp": True}  # scheme -> TLS
@@ -505,29 +506,3 @@ def _read_subscriptions(section: Section) -> tuple[BridgeSubscription, ...]:
         entry.finish()
         found.append(subscription)
     return tuple(found)
-
-
-def topic_filter_problem(topic: str) -> str | None:
-    """Why `topic` is not a valid MQTT topic filter, or None."""
-    if not topic:
-        return "a topic filter cannot be empty"
-    if "\x00" in topic:
-        return "a topic filter cannot contain NUL"
-    levels = topic.split("/")
-    for position, level in enumerate(levels):
-        if "#" in level and (level != "#" or position != len(levels) - 1):
-            return f"'#' must be a whole last level, got {topic!r}"
-        if "+" in level and level != "+":
-            return f"'+' must be a whole level, got {topic!r}"
-    return None
-
-
-def topic_name_problem(topic: str) -> str | None:
-    """Why `topic` is not a valid topic name (to publish to), or None."""
-    if not topic:
-        return "a topic cannot be empty"
-    if "+" in topic or "#" in topic:
-        return f"a topic to publish to cannot contain wildcards, got {topic!r}"
-    if "\x00" in topic:
-        return "a topic cannot contain NUL"
-    return None

@@ -14,6 +14,7 @@ from pyhocon import ConfigTree
 from .keys import key_of
 from .model import WebhookConfig, WebhookRule, WebhookTls, header_problem
 from .reader import MISSING, Section, clean_key, format_path, read_block
+from .topics import topic_filter_problem
 from .units import describe
 
 # NanoMQ's three events, then EMQX's that NanoMQ accepts but never fires (we fire them,
@@ -144,19 +145,6 @@ def _make_rule(rule: Section, event: str, topic: str | None, index: int) -> Webh
     return WebhookRule(event=event, topic=topic, index=index)
 
 
-def topic_filter_problem(topic: str) -> str | None:
-    """Why `topic` is not a valid MQTT topic filter, or None."""
-    if not topic:
-        return "a topic filter cannot be empty"
-    levels = topic.split("/")
-    for position, level in enumerate(levels):
-        if "#" in level and (level != "#" or position != len(levels) - 1):
-            return f"'#' must be a whole last level, got {topic!r}"
-        if "+" in level and level != "+":
-            return f"'+' must be a whole level, got {topic!r}"
-    if "\x00" in topic:
-        return "a topic filter cannot contain NUL"
-    return None
 
 
 def _read_legacy_rules(hook: Section) -> tuple[WebhookRule, ...]:
